@@ -1,0 +1,275 @@
+"""Optimisers racing on a 2D function: a generator of per-step frames.
+
+All trajectories of one optimiser are rows of a single (N, 2) parameter tensor, and the loss of
+every optimiser's tensor is summed into one autograd call per step: the optimisers named in
+DESIGN.md are elementwise, so this is exactly N independent torch.optim runs, only cheaper.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from .config import OptimizerConfig, _check_keys, _params, _typed
+from .functions import FUNCTIONS, TestFunction
+from .optimizers import OPTIMIZERS
+from .registry import ConfigError, resolve_params
+from .schedules import make_schedule
+
+START_KINDS = ("point", "grid", "disc", "random")
+# A coordinate this many domain-widths from the domain counts as exploded (diverged) even while finite.
+EXPLODE_WIDTHS = 1e3
+
+
+@dataclass(frozen=True)
+class StartsConfig:
+    """Where trajectories start: one point, or a cloud (grid, disc around the point, random in the domain)."""
+
+    kind: str = "point"
+    count: int = 1
+    radius: float = 0.5
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "starts") -> "StartsConfig":
+        _check_keys(data, cls, where)
+        cfg = cls(kind=_typed(data, "kind", str, where, "point"), count=_typed(data, "count", int, where, 1),
+                  radius=_typed(data, "radius", float, where, 0.5))
+        cfg.validate(where)
+        return cfg
+
+    def validate(self, where: str = "starts") -> None:
+        if self.kind not in START_KINDS:
+            raise ConfigError(f"{where}.kind", f"{self.kind!r} is not one of {', '.join(START_KINDS)}")
+        if not 1 <= self.count <= 1_000_000:
+            raise ConfigError(f"{where}.count", f"must be between 1 and 1,000,000, got {self.count}")
+        if not (self.radius > 0 and math.isfinite(self.radius)):
+            raise ConfigError(f"{where}.radius", f"must be a positive number, got {self.radius}")
+
+
+@dataclass(frozen=True)
+class LandscapeConfig:
+    function: str = "rosenbrock"
+    function_params: dict[str, Any] = field(default_factory=dict)
+    custom_expression: str = ""  # used when function == "custom"
+    custom_domain: tuple[tuple[float, float], tuple[float, float]] = ((-3.0, 3.0), (-3.0, 3.0))
+    start: tuple[float, float] | None = None  # None: the function's own default start
+    starts: StartsConfig = field(default_factory=StartsConfig)
+    steps: int = 500
+    seed: int = 0
+    optimizers: tuple[OptimizerConfig, ...] = (OptimizerConfig("adam"),)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "function": self.function, "function_params": dict(self.function_params),
+            "custom_expression": self.custom_expression,
+            "custom_domain": [list(r) for r in self.custom_domain],
+            "start": list(self.start) if self.start is not None else None,
+            "starts": self.starts.to_dict(), "steps": self.steps, "seed": self.seed,
+            "optimizers": [o.to_dict() for o in self.optimizers],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "landscape") -> "LandscapeConfig":
+        _check_keys(data, cls, where)
+        opts = data.get("optimizers", [{"name": "adam"}])
+        if not isinstance(opts, list):
+            raise ConfigError(f"{where}.optimizers", "expected a list")
+        start = data.get("start")
+        if start is not None:
+            start = _pair(start, f"{where}.start")
+        dom = data.get("custom_domain", [[-3, 3], [-3, 3]])
+        if not isinstance(dom, (list, tuple)) or len(dom) != 2:
+            raise ConfigError(f"{where}.custom_domain", "expected [[xmin, xmax], [ymin, ymax]]")
+        cfg = cls(
+            function=_typed(data, "function", str, where, "rosenbrock"),
+            function_params=_params({"params": data.get("function_params", {})}, f"{where}.function_params"),
+            custom_expression=_typed(data, "custom_expression", str, where, ""),
+            custom_domain=(_pair(dom[0], f"{where}.custom_domain[0]"), _pair(dom[1], f"{where}.custom_domain[1]")),
+            start=start,
+            starts=StartsConfig.from_dict(data.get("starts", {}), f"{where}.starts"),
+            steps=_typed(data, "steps", int, where, 500),
+            seed=_typed(data, "seed", int, where, 0),
+            optimizers=tuple(OptimizerConfig.from_dict(o, f"{where}.optimizers[{i}]") for i, o in enumerate(opts)),
+        )
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Everything a run needs checked up front, so errors name a field instead of failing mid-run."""
+        if not 1 <= self.steps <= 10_000_000:
+            raise ConfigError("steps", f"must be between 1 and 10,000,000, got {self.steps}")
+        if not self.optimizers:
+            raise ConfigError("optimizers", "choose at least one optimiser")
+        self.starts.validate()
+        fn = resolve_function(self)
+        resolve_params(fn.params, self.function_params, f"function {fn.name}")
+        for i, opt in enumerate(self.optimizers):
+            spec = OPTIMIZERS.get(opt.name)
+            spec.resolve(opt.params)
+            if not spec.elementwise and self.starts.count > 1:
+                raise ConfigError(f"optimizers[{i}]", f"{spec.label} couples coordinates: it runs one trajectory "
+                                  "only; use a single start point")
+
+
+def _pair(value: Any, where: str) -> tuple[float, float]:
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        raise ConfigError(where, f"expected two numbers, got {value!r}")
+    if not all(math.isfinite(v) for v in value):
+        raise ConfigError(where, f"must be finite, got {value!r}")
+    return (float(value[0]), float(value[1]))
+
+
+def resolve_function(cfg: LandscapeConfig) -> TestFunction:
+    if cfg.function == "custom":
+        from .expression import make_custom_function
+        return make_custom_function(cfg.custom_expression, domain=cfg.custom_domain)
+    return FUNCTIONS.get(cfg.function)
+
+
+def start_points(cfg: LandscapeConfig, fn: TestFunction) -> np.ndarray:
+    """(N, 2) float64 start points; random clouds come from the run's seed."""
+    x0, y0 = cfg.start if cfg.start is not None else fn.start
+    s = cfg.starts
+    if s.kind == "point" or s.count == 1:
+        return np.array([[x0, y0]] * s.count, dtype=np.float64)
+    (xmin, xmax), (ymin, ymax) = fn.domain
+    if s.kind == "grid":
+        side = int(math.ceil(math.sqrt(s.count)))
+        gx, gy = np.meshgrid(np.linspace(xmin, xmax, side + 2)[1:-1], np.linspace(ymin, ymax, side + 2)[1:-1])
+        return np.stack([gx.ravel(), gy.ravel()], axis=1)[: s.count].copy()
+    rng = np.random.default_rng(cfg.seed)
+    if s.kind == "disc":
+        r = s.radius * np.sqrt(rng.random(s.count))
+        t = 2 * math.pi * rng.random(s.count)
+        return np.stack([x0 + r * np.cos(t), y0 + r * np.sin(t)], axis=1)
+    return np.stack([rng.uniform(xmin, xmax, s.count), rng.uniform(ymin, ymax, s.count)], axis=1)
+
+
+@dataclass(frozen=True)
+class LandscapeFrame:
+    """State at step k, before update k. Arrays are (K optimisers, N starts, ...) copies, never tensors.
+
+    ``lr[i]`` is the rate optimiser i uses for update k; ``diverged_at[i, n]`` is the step at which
+    trajectory n stopped being finite (-1 while it is fine); diverged rows keep their last finite point.
+    """
+
+    step: int
+    xy: np.ndarray  # (K, N, 2)
+    loss: np.ndarray  # (K, N)
+    grad: np.ndarray  # (K, N, 2), the gradient the optimiser receives (noise included for SGD)
+    lr: np.ndarray  # (K,)
+    diverged_at: np.ndarray  # (K, N) int64
+    evals: np.ndarray  # (K,) cumulative gradient evaluations
+    state: tuple[dict[str, np.ndarray], ...] = ()  # per optimiser: optimizer.state buffers, (N, 2) each
+    schedule_state: tuple[dict[str, Any], ...] = ()
+    elapsed: float = 0.0  # seconds of engine time so far
+
+    @property
+    def grad_norm(self) -> np.ndarray:
+        return np.linalg.norm(self.grad, axis=-1)
+
+
+def _state_copy(opt: torch.optim.Optimizer, leaf: torch.Tensor) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for key, value in opt.state.get(leaf, {}).items():
+        if isinstance(value, torch.Tensor):
+            out[key] = value.detach().cpu().numpy().copy()
+        elif isinstance(value, (int, float)):
+            out[key] = np.asarray(value)
+    return out
+
+
+def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[LandscapeFrame]:
+    """Frames for steps 0..cfg.steps. Deterministic for a given config (seed included)."""
+    cfg.validate()
+    fn = resolve_function(cfg)
+    fparams = resolve_params(fn.params, cfg.function_params, f"function {fn.name}")
+    starts = torch.from_numpy(start_points(cfg, fn))
+    n = starts.shape[0]
+    gen = torch.Generator().manual_seed(cfg.seed)
+    (xmin, xmax), (ymin, ymax) = fn.domain
+    bound = EXPLODE_WIDTHS * max(xmax - xmin, ymax - ymin) + max(abs(xmin), abs(xmax), abs(ymin), abs(ymax))
+
+    leaves, opts, scheds, noise = [], [], [], []
+    for oc in cfg.optimizers:
+        spec = OPTIMIZERS.get(oc.name)
+        values = spec.resolve(oc.params)
+        leaf = starts.clone().requires_grad_(True)
+        opt = spec.build([leaf], values)
+        leaves.append(leaf)
+        opts.append(opt)
+        scheds.append(make_schedule(opt, oc.schedule, cfg.steps))
+        noise.append(float(values.get("noise", 0.0)) if oc.name == "sgd" else 0.0)
+    k_opts = len(leaves)
+    diverged_at = np.full((k_opts, n), -1, dtype=np.int64)
+    last_good = starts.unsqueeze(0).repeat(k_opts, 1, 1)
+    evals = np.zeros(k_opts, dtype=np.int64)
+    t0 = time.perf_counter()
+
+    def loss_of(leaf: torch.Tensor) -> torch.Tensor:
+        return fn(leaf, fparams)
+
+    for step in range(cfg.steps + 1):
+        for opt in opts:
+            opt.zero_grad(set_to_none=False)
+        stacked = torch.stack(leaves)
+        loss = loss_of(stacked)
+        # Non-finite rows must not poison the sum's backward for the others: their grads are per-row anyway.
+        loss.sum().backward()
+        evals += 1
+        with torch.no_grad():
+            for i, leaf in enumerate(leaves):
+                if noise[i] > 0:
+                    leaf.grad.add_(torch.randn(leaf.shape, generator=gen, dtype=leaf.dtype) * noise[i])
+            grads = torch.stack([leaf.grad for leaf in leaves])
+            finite = (torch.isfinite(loss) & torch.isfinite(grads).all(-1) & torch.isfinite(stacked).all(-1)
+                      & (stacked.abs() <= bound).all(-1))
+            fresh = (~finite.numpy()) & (diverged_at < 0)
+            diverged_at[fresh] = step
+            alive = torch.from_numpy(diverged_at < 0)
+            last_good = torch.where(alive.unsqueeze(-1), stacked, last_good)
+            xy = last_good.numpy().copy()
+            loss_np = np.where(diverged_at < 0, loss.detach().numpy(), np.nan)
+            grad_np = np.where((diverged_at < 0)[..., None], grads.numpy(), np.nan)
+
+        yield LandscapeFrame(
+            step=step, xy=xy, loss=loss_np, grad=grad_np,
+            lr=np.array([opt.param_groups[0]["lr"] for opt in opts], dtype=np.float64),
+            diverged_at=diverged_at.copy(), evals=evals.copy(),
+            state=tuple(_state_copy(o, l) for o, l in zip(opts, leaves)) if with_state else (),
+            schedule_state=tuple(s.describe_state() for s in scheds) if with_state else (),
+            elapsed=time.perf_counter() - t0,
+        )
+        if step == cfg.steps:
+            return
+
+        for i, (leaf, opt) in enumerate(zip(leaves, opts)):
+            dead = ~alive[i]
+            with torch.no_grad():
+                leaf.grad[dead] = 0.0
+            if isinstance(opt, torch.optim.LBFGS):
+                def closure(leaf=leaf, opt=opt, i=i):
+                    opt.zero_grad()
+                    value = loss_of(leaf).sum()
+                    value.backward()
+                    evals[i] += 1
+                    return value
+                evals[i] -= 1  # the closure's first call re-evaluates the point already counted
+                opt.step(closure)
+            else:
+                opt.step()
+            with torch.no_grad():
+                if dead.any():
+                    leaf[dead] = last_good[i][dead]
+            alive_loss = loss.detach()[i][alive[i]]
+            metric = float(alive_loss.mean()) if alive_loss.numel() else float("nan")
+            scheds[i].step(metric)

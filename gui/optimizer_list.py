@@ -1,0 +1,147 @@
+"""The list of optimisers racing on the map: add, remove, enable, and edit each one's settings."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (QComboBox, QGroupBox, QHBoxLayout, QListWidget, QListWidgetItem, QPushButton,
+                               QStackedWidget, QVBoxLayout, QWidget)
+
+from engine.config import OptimizerConfig
+from engine.optimizers import OPTIMIZERS
+
+from .param_form import ParamForm
+from .schedule_editor import ScheduleEditor
+from .style import colour
+
+MAX_OPTIMIZERS = 8
+
+
+class OptimizerEditor(QWidget):
+    """Hyperparameters and schedule of one optimiser."""
+
+    changed = Signal()
+    invalid = Signal(str)
+
+    def __init__(self, name: str, parent=None):
+        super().__init__(parent)
+        self.name = name
+        spec = OPTIMIZERS.get(name)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.form = ParamForm(spec.params, f"optimizer {spec.label}")
+        self.schedule = ScheduleEditor()
+        layout.addWidget(self.form)
+        layout.addWidget(self.schedule)
+        for w in (self.form, self.schedule):
+            w.changed.connect(self._changed)
+            w.invalid.connect(self.invalid)
+        self._changed()
+
+    def _changed(self) -> None:
+        lr = self.form.widgets["lr"]
+        try:
+            self.schedule.set_context(lr.value(), self.schedule.total_steps, self.name)
+        except Exception:  # an invalid lr is reported by the form itself
+            pass
+        self.changed.emit()
+
+    def config(self, label: str = "") -> OptimizerConfig:
+        return OptimizerConfig(self.name, self.form.values(), self.schedule.config(), label)
+
+
+class OptimizerList(QGroupBox):
+    changed = Signal()
+    invalid = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__("Optimisers", parent)
+        layout = QVBoxLayout(self)
+        self.list = QListWidget()
+        self.list.setMaximumHeight(150)
+        self.list.setToolTip("Tick to race an optimiser; select it to edit its settings below.")
+        layout.addWidget(self.list)
+        row = QHBoxLayout()
+        self.add_combo = QComboBox()
+        for name, spec in OPTIMIZERS.items():
+            self.add_combo.addItem(spec.label, name)
+            self.add_combo.setItemData(self.add_combo.count() - 1, spec.help, Qt.ToolTipRole)
+        self.add_button = QPushButton("Add")
+        self.add_button.setToolTip("Add the chosen optimiser to the race (up to 8).")
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setToolTip("Remove the selected optimiser.")
+        row.addWidget(self.add_combo, 1)
+        row.addWidget(self.add_button)
+        row.addWidget(self.remove_button)
+        layout.addLayout(row)
+        self.stack = QStackedWidget()
+        layout.addWidget(self.stack)
+        self.editors: list[OptimizerEditor] = []
+        self.add_button.clicked.connect(lambda: self.add(self.add_combo.currentData()))
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.list.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.list.itemChanged.connect(lambda _: self.changed.emit())
+
+    def add(self, name: str, params: dict | None = None, enabled: bool = True) -> OptimizerEditor | None:
+        if len(self.editors) >= MAX_OPTIMIZERS:
+            self.invalid.emit(f"optimisers: at most {MAX_OPTIMIZERS} race at once; remove one first")
+            return None
+        editor = OptimizerEditor(name)
+        if params:
+            editor.form.set_values(params)
+            editor._changed()
+        editor.changed.connect(self.changed)
+        editor.invalid.connect(self.invalid)
+        self.editors.append(editor)
+        self.stack.addWidget(editor)
+        item = QListWidgetItem(self._label_for(len(self.editors) - 1, name))
+        item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+        item.setCheckState(Qt.Checked if enabled else Qt.Unchecked)
+        item.setToolTip(OPTIMIZERS.get(name).help)
+        self.list.addItem(item)
+        self.list.setCurrentRow(self.list.count() - 1)
+        self._recolour()
+        self.changed.emit()
+        return editor
+
+    def _label_for(self, index: int, name: str) -> str:
+        label = OPTIMIZERS.get(name).label
+        same = sum(1 for e in self.editors[:index] if e.name == name)
+        return label if same == 0 else f"{label} #{same + 1}"
+
+    def remove_selected(self) -> None:
+        row = self.list.currentRow()
+        if row < 0:
+            return
+        self.list.takeItem(row)
+        editor = self.editors.pop(row)
+        self.stack.removeWidget(editor)
+        editor.deleteLater()
+        self._recolour()
+        self.changed.emit()
+
+    def clear(self) -> None:
+        while self.editors:
+            self.list.setCurrentRow(0)
+            self.remove_selected()
+
+    def _recolour(self) -> None:
+        self.list.blockSignals(True)
+        for i in range(self.list.count()):
+            pix = QPixmap(12, 12)
+            pix.fill(QColor(colour(i)))
+            self.list.item(i).setIcon(QIcon(pix))
+        self.list.blockSignals(False)
+
+    def set_total_steps(self, steps: int) -> None:
+        for e in self.editors:
+            e.schedule.total_steps = steps
+            e.schedule.update_preview()
+
+    def enabled_configs(self) -> list[tuple[int, OptimizerConfig]]:
+        """(list index, config) of the ticked optimisers; raises ConfigError naming the first bad field."""
+        out = []
+        for i, editor in enumerate(self.editors):
+            item = self.list.item(i)
+            if item.checkState() == Qt.Checked:
+                out.append((i, editor.config(item.text())))
+        return out

@@ -1,0 +1,114 @@
+"""Choose a learning-rate schedule, its settings and a warmup; a preview curve is drawn at once."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QVBoxLayout, QWidget
+
+from engine.config import ScheduleConfig
+from engine.registry import ConfigError
+from engine.schedules import SCHEDULES, WARMUP_PARAMS, preview_with_momentum
+
+from .param_form import ParamForm
+
+
+class ScheduleEditor(QWidget):
+    changed = Signal()
+    invalid = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.base_lr = 0.01
+        self.total_steps = 500
+        self.optimizer_name = "sgd"
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        top = QFormLayout()
+        self.combo = QComboBox()
+        for name, spec in SCHEDULES.items():
+            self.combo.addItem(spec.label, name)
+            self.combo.setItemData(self.combo.count() - 1, spec.help, 3)  # Qt.ToolTipRole
+        self.combo.setToolTip("How the learning rate changes over the run (torch.optim.lr_scheduler).")
+        top.addRow("schedule", self.combo)
+        layout.addLayout(top)
+        self.form_holder = QVBoxLayout()
+        layout.addLayout(self.form_holder)
+        self.warmup = ParamForm(WARMUP_PARAMS, "schedule")
+        layout.addWidget(self.warmup)
+        self.preview_plot = pg.PlotWidget()
+        self.preview_plot.setFixedHeight(90)
+        self.preview_plot.setMouseEnabled(False, False)
+        self.preview_plot.hideButtons()
+        self.preview_plot.setLabel("bottom", "step")
+        self.preview_plot.getPlotItem().setContentsMargins(0, 0, 0, 0)
+        self.preview_curve = self.preview_plot.plot(pen=pg.mkPen("#0072B2", width=2))
+        self.momentum_curve = self.preview_plot.plot(pen=pg.mkPen("#CC79A7", width=1, style=pg.QtCore.Qt.DashLine))
+        self.preview_plot.setToolTip("Preview: the learning rate each step will use (solid); momentum or beta1 "
+                                     "when the schedule cycles it (dashed, right scale not shown: 0-1).")
+        layout.addWidget(self.preview_plot)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color: #D55E00;")
+        layout.addWidget(self.message)
+        self.params_form: ParamForm | None = None
+        self.combo.currentIndexChanged.connect(self._rebuild)
+        self.warmup.changed.connect(self._on_change)
+        self.warmup.invalid.connect(self._on_invalid)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        if self.params_form is not None:
+            self.params_form.setParent(None)
+            self.params_form.deleteLater()
+        spec = SCHEDULES.get(self.combo.currentData())
+        self.params_form = ParamForm(spec.params, "schedule")
+        self.params_form.changed.connect(self._on_change)
+        self.params_form.invalid.connect(self._on_invalid)
+        self.form_holder.addWidget(self.params_form)
+        self._on_change()
+
+    def _on_invalid(self, message: str) -> None:
+        self.message.setText(message)
+        self.invalid.emit(message)
+
+    def _on_change(self) -> None:
+        self.update_preview()
+        self.changed.emit()
+
+    def set_context(self, base_lr: float, total_steps: int, optimizer_name: str) -> None:
+        self.base_lr, self.total_steps, self.optimizer_name = base_lr, total_steps, optimizer_name
+        self.update_preview()
+
+    def config(self) -> ScheduleConfig:
+        """The chosen schedule; raises ConfigError naming the field when a setting is not acceptable."""
+        warm = self.warmup.values()
+        return ScheduleConfig(self.combo.currentData(), self.params_form.values(), warm["warmup_steps"],
+                              warm["warmup_start_factor"])
+
+    def set_config(self, cfg: ScheduleConfig) -> None:
+        index = self.combo.findData(cfg.name)
+        if index < 0:
+            raise ConfigError("schedule.name", f"unknown schedule {cfg.name!r}")
+        self.combo.setCurrentIndex(index)
+        self.params_form.set_values(cfg.params)
+        self.warmup.set_values({"warmup_steps": cfg.warmup_steps, "warmup_start_factor": cfg.warmup_start_factor})
+        self.update_preview()
+
+    def update_preview(self) -> None:
+        try:
+            steps = max(2, min(self.total_steps, 20_000))
+            lrs, momenta = preview_with_momentum(self.config(), self.base_lr, steps,
+                                                 optimizer_name_for_momentum=self.optimizer_name)
+        except (ConfigError, ValueError) as exc:
+            self.message.setText(str(exc))
+            self.preview_curve.setData([], [])
+            self.momentum_curve.setData([], [])
+            return
+        self.message.setText("")
+        x = np.arange(len(lrs))
+        self.preview_curve.setData(x, lrs)
+        if momenta is not None and lrs.max() > 0:
+            self.momentum_curve.setData(x, momenta * lrs.max())  # drawn on the rate's scale, as a shape
+        else:
+            self.momentum_curve.setData([], [])

@@ -1,0 +1,17 @@
+"""Optiscope: `python main.py` opens the window; `python main.py --help` lists the headless commands."""
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv:
+        from engine.cli import run_cli
+        return run_cli(argv)
+    from gui.app import main as gui_main
+    return gui_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
