@@ -197,7 +197,9 @@ class IdxFolderSource(Source):
             files = {role: _find(folder, stem) for role, stem in STANDARD_FILES.items()}
             if files["train_images"] and files["train_labels"]:
                 if (files["test_images"] is None) != (files["test_labels"] is None):
-                    have, lack = ("test_images", "test_labels") if files["test_images"] else ("test_labels", "test_images")
+                    have, lack = ("test_images", "test_labels")
+                    if files["test_labels"]:
+                        have, lack = lack, have
                     raise DataSourceError(f"{folder} has {files[have].name} but no "
                                           f"{STANDARD_FILES[lack]}[.gz]; add it or remove both test files")
                 return folder, files
@@ -438,7 +440,7 @@ class DownloadSource(Source):
                         self._write(out, chunk, part)
                         h.update(chunk)
                         report(len(chunk))
-            if False:
+            if h.hexdigest() != remote.md5:
                 raise _ChecksumError(f"md5 {h.hexdigest()} of {remote.name}, expected {remote.md5} "
                                      "(bad file removed)")
             os.replace(part, dest)

@@ -104,7 +104,8 @@ def parse_idx(data: bytes, path: str | os.PathLike = "<bytes>", expect: str | No
     if len(data) > n_bytes:
         # Extra bytes mean the header and the data disagree (wrong file glued on, or a bad count):
         # refusing is safer than silently reading the wrong digits.
-        raise IdxError(path, f"{len(data) - n_bytes:,} bytes more than the header's {_dims_text(dims)} ({n_bytes:,} bytes)")
+        raise IdxError(path, f"{len(data) - n_bytes:,} bytes more than the header's "
+                             f"{_dims_text(dims)} ({n_bytes:,} bytes)")
     array = np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(dims)
     if magic == LABELS_MAGIC and array.size:
         top = int(array.max())

@@ -172,10 +172,10 @@ class PreparedData:
 def prepare_data(cfg: TrainConfig, data: DigitData | None = None) -> PreparedData:
     data = data if data is not None else load_source(cfg.dataset, cfg.dataset_path)
     train_idx, val_idx = split_train_val(data.train_labels, cfg.val_fraction, cfg.seed, train_size=cfg.train_size)
-    x, y = to_tensors(data.train_images, data.train_labels)
+    x, y = to_tensors(data.train_images, data.train_labels, kind=data.kind)
     xt = yt = None
     if data.test_images is not None:
-        xt, yt = to_tensors(data.test_images, data.test_labels)
+        xt, yt = to_tensors(data.test_images, data.test_labels, kind=data.kind)
     return PreparedData(x[train_idx], y[train_idx], x[val_idx], y[val_idx], xt, yt, data.name)
 
 
@@ -273,7 +273,7 @@ def run_training(cfg: TrainConfig, data: PreparedData | None = None, model: nn.M
                 ratios = torch.stack([(w - b0).norm() / (b0.norm() + 1e-12) for w, b0 in zip(weights, before)]
                                      ) if weights else torch.zeros(0)
             step += 1
-            loss_value = float(loss)
+            loss_value = float(loss.detach())
             running += loss_value
             running_n += 1
             yield TrainStep(step, epoch + (b + 1) / steps_per_epoch, loss_value, lr, total_g, names,

@@ -16,6 +16,7 @@ from .main_window import MainWindow
 def configure() -> None:
     # Row-major images: Z[row = y, col = x], as the engine's grids are laid out.
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="w", foreground="k")
+
     # Leave the GUI a core for drawing while the engine trains.
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
 

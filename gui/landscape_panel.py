@@ -17,6 +17,7 @@ from engine.registry import ConfigError
 
 from .optimizer_list import OptimizerList
 from .param_form import ParamForm, format_number
+from .plots import make_plot
 from .series import Growing, finite_or_nan, positive_or_nan
 from .style import DIVERGED_SYMBOL, colour, symbol
 from .worker import GeneratorWorker
@@ -171,7 +172,7 @@ class LandscapePanel(QWidget):
         self.map_plot.setLabel("bottom", "x")
         self.map_plot.setLabel("left", "y")
         self.image = pg.ImageItem()
-        self.image.setColorMap(pg.colormap.get("CET-L20"))
+        self.image.setColorMap(pg.colormap.get("cividis"))
         self.map_plot.addItem(self.image)
         self.contours = pg.PlotDataItem(pen=pg.mkPen((255, 255, 255, 90), width=1), connect="finite")
         self.map_plot.addItem(self.contours)
@@ -184,17 +185,9 @@ class LandscapePanel(QWidget):
         self.legend.setLabelTextColor("k")
         self.map_plot.scene().sigMouseClicked.connect(self._map_clicked)
 
-        self.loss_plot = pg.PlotWidget()
-        self.grad_plot = pg.PlotWidget()
-        self.lr_plot = pg.PlotWidget()
-        for plot, label, log in ((self.loss_plot, "loss f(x, y) - f*", True), (self.grad_plot, "gradient norm", True),
-                                 (self.lr_plot, "learning rate", True)):
-            plot.setLabel("left", label)
-            plot.setLabel("bottom", "step")
-            plot.setLogMode(False, log)
-            plot.showGrid(x=True, y=True, alpha=0.2)
-            plot.setClipToView(True)
-            plot.setDownsampling(auto=True, mode="peak")
+        self.loss_plot = make_plot(left="loss f(x, y) - f*", bottom="step", log_y=True)
+        self.grad_plot = make_plot(left="gradient norm", bottom="step", log_y=True)
+        self.lr_plot = make_plot(left="learning rate", bottom="step", log_y=True)
         self.grad_plot.setXLink(self.loss_plot)
         self.lr_plot.setXLink(self.loss_plot)
         self.lr_cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#888", style=Qt.DashLine))
@@ -229,7 +222,8 @@ class LandscapePanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(controls)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(300)
+        scroll.setMinimumWidth(340)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
 
         transport = QHBoxLayout()
         for w in (self.play_button, self.step_button, self.reset_button):
@@ -253,7 +247,7 @@ class LandscapePanel(QWidget):
         self.splitter.addWidget(curves)
         self.splitter.setStretchFactor(1, 3)
         self.splitter.setStretchFactor(2, 2)
-        self.splitter.setSizes([320, 700, 420])
+        self.splitter.setSizes([360, 680, 400])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.splitter)
@@ -439,7 +433,7 @@ class LandscapePanel(QWidget):
         self._clear_items()
         for j, (i, cfg) in enumerate(self.run_configs):
             c = colour(i)
-            path = pg.PlotDataItem(pen=pg.mkPen(c, width=2), connect="finite", name=cfg.label)
+            path = pg.PlotDataItem(pen=pg.mkPen(c, width=2), connect="finite")
             head = pg.ScatterPlotItem(symbol=symbol(i), size=11, pen=pg.mkPen("k", width=1), brush=pg.mkBrush(c))
             self.map_plot.addItem(path)
             self.map_plot.addItem(head)

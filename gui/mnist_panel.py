@@ -14,6 +14,7 @@ from engine.registry import ConfigError
 from engine.training import EvalPoint, RunSummary, TrainConfig, TrainStep, run_training, smoothing_floor
 
 from .param_form import ParamForm
+from .plots import make_plot
 from .schedule_editor import ScheduleEditor
 from .series import Growing, finite_or_nan, positive_or_nan
 from .style import colour, symbol
@@ -126,15 +127,7 @@ class MnistPanel(QWidget):
 
     def _build_plots(self) -> None:
         def plot(title: str, left: str, bottom: str, log: bool = False) -> pg.PlotWidget:
-            w = pg.PlotWidget(title=title)
-            w.setLabel("left", left)
-            w.setLabel("bottom", bottom)
-            w.setLogMode(False, log)
-            w.showGrid(x=True, y=True, alpha=0.2)
-            w.setClipToView(True)
-            w.setDownsampling(auto=True, mode="peak")
-            w.addLegend(offset=(-10, 10))
-            return w
+            return make_plot(title, left, bottom, log, legend=True)
 
         self.step_loss_plot = plot("Training loss per step (train mode)", "loss", "step")
         self.epoch_loss_plot = plot("Loss per evaluation (eval mode)", "loss", "epoch")
@@ -186,7 +179,8 @@ class MnistPanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(controls)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(320)
+        scroll.setMinimumWidth(340)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         grid = QSplitter(Qt.Vertical)
         top = QSplitter(Qt.Horizontal)
         bottom = QSplitter(Qt.Horizontal)

@@ -37,7 +37,8 @@ class ScheduleEditor(QWidget):
         self.warmup = ParamForm(WARMUP_PARAMS, "schedule")
         layout.addWidget(self.warmup)
         self.preview_plot = pg.PlotWidget()
-        self.preview_plot.setFixedHeight(90)
+        self.preview_plot.setFixedHeight(110)
+        self.preview_plot.setLabel("left", "lr")
         self.preview_plot.setMouseEnabled(False, False)
         self.preview_plot.hideButtons()
         self.preview_plot.setLabel("bottom", "step")
@@ -108,6 +109,8 @@ class ScheduleEditor(QWidget):
         self.message.setText("")
         x = np.arange(len(lrs))
         self.preview_curve.setData(x, lrs)
+        top = float(np.nanmax(lrs)) if np.isfinite(lrs).any() else 1.0
+        self.preview_plot.setYRange(0, top * 1.08 if top > 0 else 1.0, padding=0)
         if momenta is not None and lrs.max() > 0:
             self.momentum_curve.setData(x, momenta * lrs.max())  # drawn on the rate's scale, as a shape
         else:

@@ -1,0 +1,56 @@
+"""Open the main window, run each view for a while, and save screenshots (for the README and for review).
+
+    python tools/screenshot.py --out resources/screenshots   # QT_QPA_PLATFORM=offscreen works too
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default="screenshots")
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--size", default="1400x860")
+    args = parser.parse_args()
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from gui.app import configure
+    from gui.main_window import MainWindow
+
+    app = QApplication(sys.argv)
+    configure()
+    window = MainWindow(QSettings("/tmp/optiscope-screenshot.ini", QSettings.IniFormat))
+    w, h = (int(v) for v in args.size.split("x"))
+    window.resize(w, h)
+    window.show()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def pump(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            app.processEvents()
+            time.sleep(0.005)
+
+    pump(0.5)
+    window.landscape.play()
+    pump(args.seconds)
+    window.grab().save(str(out / "landscape.png"))
+    window.tabs.setCurrentIndex(1)
+    window.mnist.start()
+    pump(args.seconds * 3)
+    window.grab().save(str(out / "mnist.png"))
+    window.close()
+    print(f"saved {out}/landscape.png and {out}/mnist.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
