@@ -56,6 +56,7 @@ class TestFunction:
     params: tuple[Param, ...] = ()
     description: str = ""
     minima_fn: Callable[[dict[str, Any]], tuple[Point, ...]] | None = None  # when minima move with params
+    data: Any = None  # a minibatch.DataObjective when the function is a mean over a data set
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "domain", check_domain(self.domain))
@@ -336,3 +337,11 @@ _add(TestFunction(
     start=(0.5, 0.5),  # downhill from here leads to the worst of the four minima
     description="Four minima of different depths; the global one is at x = y = -2.9035.",
 ))
+
+
+# Data-set objectives (linear and logistic regression on seeded points), defined in minibatch.py.
+# Imported last: minibatch.py needs TestFunction and so imports this module only inside functions.
+from .minibatch import DATA_OBJECTIVES  # noqa: E402
+
+for _name in DATA_OBJECTIVES:
+    _add(DATA_OBJECTIVES.get(_name).test_function())

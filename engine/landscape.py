@@ -17,6 +17,7 @@ import torch
 
 from .config import OptimizerConfig, _check_keys, _params, _typed
 from .functions import FUNCTIONS, TestFunction
+from .minibatch import data_objective_of, step_uses_minibatch
 from .optimizers import OPTIMIZERS
 from .registry import ConfigError, resolve_params
 from .schedules import make_schedule
@@ -65,6 +66,9 @@ class LandscapeConfig:
     steps: int = 500
     seed: int = 0
     optimizers: tuple[OptimizerConfig, ...] = (OptimizerConfig("adam"),)
+    # Data-set objectives only: > 0 steps every optimiser except GD on seeded mini-batches of this
+    # size (the frames' loss stays the full-data loss); 0 is full batch.
+    batch_size: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,7 +77,7 @@ class LandscapeConfig:
             "custom_domain": [list(r) for r in self.custom_domain],
             "start": list(self.start) if self.start is not None else None,
             "starts": self.starts.to_dict(), "steps": self.steps, "seed": self.seed,
-            "optimizers": [o.to_dict() for o in self.optimizers],
+            "optimizers": [o.to_dict() for o in self.optimizers], "batch_size": self.batch_size,
         }
 
     @classmethod
@@ -98,6 +102,7 @@ class LandscapeConfig:
             steps=_typed(data, "steps", int, where, 500),
             seed=_typed(data, "seed", int, where, 0),
             optimizers=tuple(OptimizerConfig.from_dict(o, f"{where}.optimizers[{i}]") for i, o in enumerate(opts)),
+            batch_size=_typed(data, "batch_size", int, where, 0),
         )
         cfg.validate()
         return cfg
@@ -111,6 +116,11 @@ class LandscapeConfig:
         self.starts.validate()
         fn = resolve_function(self)
         resolve_params(fn.params, self.function_params, f"function {fn.name}")
+        if not 0 <= self.batch_size <= 1_000_000:
+            raise ConfigError("batch_size", f"must be between 0 (full batch) and 1,000,000, got {self.batch_size}")
+        if self.batch_size and data_objective_of(fn) is None:
+            raise ConfigError("batch_size", f"{fn.label} is not a mean over a data set, so it has no mini-batches; "
+                              "use 0 or a data-set objective")
         for i, opt in enumerate(self.optimizers):
             spec = OPTIMIZERS.get(opt.name)
             spec.resolve(opt.params)
@@ -199,8 +209,14 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
     (xmin, xmax), (ymin, ymax) = fn.domain
     bound = EXPLODE_WIDTHS * max(xmax - xmin, ymax - ymin) + max(abs(xmin), abs(xmax), abs(ymin), abs(ymax))
 
+    data = data_objective_of(fn)
+    problem = data.problem(fparams) if data is not None and cfg.batch_size else None
+    # Its own generator, so that adding mini-batches leaves the gradient-noise stream as it was.
+    batches = problem.batches(cfg.batch_size, cfg.seed) if problem is not None else None
+    on_batch = [problem is not None and step_uses_minibatch(oc.name, cfg.batch_size) for oc in cfg.optimizers]
+
     leaves, opts, scheds, noise = [], [], [], []
-    for oc in cfg.optimizers:
+    for i, oc in enumerate(cfg.optimizers):
         spec = OPTIMIZERS.get(oc.name)
         values = spec.resolve(oc.params)
         leaf = starts.clone().requires_grad_(True)
@@ -208,7 +224,8 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
         leaves.append(leaf)
         opts.append(opt)
         scheds.append(make_schedule(opt, oc.schedule, cfg.steps))
-        noise.append(float(values.get("noise", 0.0)) if oc.name == "sgd" else 0.0)
+        # On a mini-batch the batch itself is the noise, so the synthetic noise is off.
+        noise.append(float(values.get("noise", 0.0)) if oc.name == "sgd" and not on_batch[i] else 0.0)
     k_opts = len(leaves)
     diverged_at = np.full((k_opts, n), -1, dtype=np.int64)
     last_good = starts.unsqueeze(0).repeat(k_opts, 1, 1)
@@ -224,7 +241,12 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
         stacked = torch.stack(leaves)
         loss = loss_of(stacked)
         # Non-finite rows must not poison the sum's backward for the others: their grads are per-row anyway.
-        loss.sum().backward()
+        if batches is None:
+            loss.sum().backward()
+        else:  # every optimiser on a batch sees the same one, as runs sharing a seeded DataLoader would
+            idx = next(batches)
+            sum(problem.batch_loss(leaf, idx).sum() if on_batch[i] else loss[i].sum()
+                for i, leaf in enumerate(leaves)).backward()
         evals += 1
         with torch.no_grad():
             for i, leaf in enumerate(leaves):

@@ -15,7 +15,10 @@ from .main_window import MainWindow
 
 def configure() -> None:
     # Row-major images: Z[row = y, col = x], as the engine's grids are laid out.
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="w", foreground="k")
+    # segmentedLineMode "on": Qt's stroker takes minutes on one long, wide, self-crossing path (a
+    # trajectory of a few thousand steps); drawing it as separate segments stays linear.
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="w", foreground="k",
+                        segmentedLineMode="on")
 
     # Leave the GUI a core for drawing while the engine trains.
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from engine.registry import ConfigError
 from .optimizer_list import OptimizerList
 from .param_form import ParamForm, format_number
 from .plots import make_plot
-from .series import Growing, finite_or_nan, positive_or_nan
+from .series import Growing, decimate, positive_or_nan
 from .style import DIVERGED_SYMBOL, colour, symbol
 from .worker import GeneratorWorker
 
@@ -26,6 +27,7 @@ GRID = 220  # samples per axis of the colour map
 CONTOUR_LEVELS = 14
 DEFAULT_RACE = (("gd", {"lr": 0.001}), ("momentum", {"lr": 0.001}), ("rmsprop", {"lr": 0.01}),
                 ("adam", {"lr": 0.05}))
+MAX_PATH_POINTS = 6000  # a drawn trajectory is thinned to this many points; the history stays whole
 MAX_PATH_TRAJECTORIES = 64  # beyond this, a cloud is drawn as heads only
 
 
@@ -62,6 +64,15 @@ def contour_paths(levels_img: np.ndarray, xs: np.ndarray, ys: np.ndarray, n_leve
     return np.concatenate(px), np.concatenate(py)
 
 
+def thin_path(x: np.ndarray, y: np.ndarray, max_points: int = MAX_PATH_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Every k-th point of a long trajectory for drawing (the newest always kept); the history stays whole."""
+    n = len(x)
+    if n <= max_points:
+        return x, y
+    idx = np.unique(np.concatenate([np.linspace(0, n - 1, max_points).astype(np.int64), [n - 1]]))
+    return x[idx], y[idx]
+
+
 class RaceHistory:
     """Everything the 2D plots draw, appended frame by frame."""
 
@@ -79,9 +90,10 @@ class RaceHistory:
             return
         self.steps.extend(np.array([f.step for f in frames]))
         self.xy.extend(np.stack([f.xy for f in frames]))
-        with np.errstate(all="ignore"):
-            self.loss.extend(np.stack([np.nanmean(f.loss, axis=1) if f.loss.size else f.loss[:, :0].sum(1)
-                                       for f in frames]))
+        with warnings.catch_warnings():
+            # A fully diverged optimiser has no finite value to average: NaN is the honest answer.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.loss.extend(np.stack([np.nanmean(f.loss, axis=1) for f in frames]))
             self.grad_norm.extend(np.stack([np.nanmean(f.grad_norm, axis=1) for f in frames]))
         self.lr.extend(np.stack([f.lr for f in frames]))
         self.last = frames[-1]
@@ -188,8 +200,8 @@ class LandscapePanel(QWidget):
         self.loss_plot = make_plot(left="loss f(x, y) - f*", bottom="step", log_y=True)
         self.grad_plot = make_plot(left="gradient norm", bottom="step", log_y=True)
         self.lr_plot = make_plot(left="learning rate", bottom="step", log_y=True)
-        self.grad_plot.setXLink(self.loss_plot)
-        self.lr_plot.setXLink(self.loss_plot)
+        # No setXLink between these: with clip-to-view and auto-downsampling, linked x ranges ping-pong
+        # between the views once a curve has more points than pixels, and painting never finishes.
         self.lr_cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#888", style=Qt.DashLine))
         self.lr_plot.addItem(self.lr_cursor)
         self.paths: list[pg.PlotDataItem] = []
@@ -442,7 +454,7 @@ class LandscapePanel(QWidget):
             self.heads.append(head)
             for plot, store in ((self.loss_plot, self.loss_curves), (self.grad_plot, self.grad_curves),
                                 (self.lr_plot, self.lr_curves)):
-                curve = pg.PlotDataItem(pen=pg.mkPen(c, width=2), connect="finite")
+                curve = pg.PlotDataItem(pen=pg.mkPen(c, width=1), connect="finite", antialias=False)
                 plot.addItem(curve)
                 store.append(curve)
 
@@ -472,7 +484,9 @@ class LandscapePanel(QWidget):
         fmin = self._minimum_value
         statuses = []
         for j, (i, cfg) in enumerate(self.run_configs):
-            if h.n <= MAX_PATH_TRAJECTORIES:
+            if h.n == 1:
+                self.paths[j].setData(*thin_path(xy[:, j, 0, 0], xy[:, j, 0, 1]))
+            elif h.n <= MAX_PATH_TRAJECTORIES:
                 traj = xy[:, j]  # (T, N, 2)
                 padded = np.concatenate([traj, np.full((1, h.n, 2), np.nan)], axis=0)
                 flat = padded.transpose(1, 0, 2).reshape(-1, 2)
@@ -480,9 +494,9 @@ class LandscapePanel(QWidget):
             head = last.xy[j]
             dead = last.diverged_at[j] >= 0
             self.heads[j].setData(head[:, 0], head[:, 1], symbol=np.where(dead, DIVERGED_SYMBOL, symbol(i)).tolist())
-            self.loss_curves[j].setData(steps, positive_or_nan(h.loss.view[:, j] - fmin))
-            self.grad_curves[j].setData(steps, positive_or_nan(h.grad_norm.view[:, j]))
-            self.lr_curves[j].setData(steps, positive_or_nan(h.lr.view[:, j]))
+            self.loss_curves[j].setData(*decimate(steps, positive_or_nan(h.loss.view[:, j] - fmin)))
+            self.grad_curves[j].setData(*decimate(steps, positive_or_nan(h.grad_norm.view[:, j])))
+            self.lr_curves[j].setData(*decimate(steps, positive_or_nan(h.lr.view[:, j])))
             if dead.all():
                 statuses.append(f"{cfg.label}: diverged at step {int(last.diverged_at[j].min())}")
         self.lr_cursor.setValue(float(last.step))
@@ -500,7 +514,7 @@ class LandscapePanel(QWidget):
             if (dead >= 0).all():
                 label += f" (diverged at step {int(dead.min())})"
             for sample, text_item in self.legend.items:
-                if sample.item is self.heads[j]:
+                if sample.item is self.heads[j] and text_item.text != label:
                     text_item.setText(label)
 
     def shutdown(self) -> None:

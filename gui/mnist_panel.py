@@ -16,7 +16,7 @@ from engine.training import EvalPoint, RunSummary, TrainConfig, TrainStep, run_t
 from .param_form import ParamForm
 from .plots import make_plot
 from .schedule_editor import ScheduleEditor
-from .series import Growing, finite_or_nan, positive_or_nan
+from .series import Growing, decimate, finite_or_nan, positive_or_nan
 from .style import colour, symbol
 from .worker import GeneratorWorker
 
@@ -300,9 +300,9 @@ class MnistPanel(QWidget):
             return
         t = self.trace
         t.add(records)
-        self.step_loss.setData(t.step.view, finite_or_nan(t.loss.view))
-        self.lr_curve.setData(t.step.view, positive_or_nan(t.lr.view))
-        self.grad_curve.setData(t.step.view, positive_or_nan(t.grad.view))
+        self.step_loss.setData(*decimate(t.step.view, finite_or_nan(t.loss.view)))
+        self.lr_curve.setData(*decimate(t.step.view, positive_or_nan(t.lr.view)))
+        self.grad_curve.setData(*decimate(t.step.view, positive_or_nan(t.grad.view)))
         e = t.eval_epoch.view
         self.train_loss.setData(e, finite_or_nan(t.train_loss.view))
         self.val_loss.setData(e, finite_or_nan(t.val_loss.view))

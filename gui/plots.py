@@ -1,4 +1,4 @@
-"""Plot widgets with the app's defaults: plain axis numbers, grid, clip-to-view and peak downsampling."""
+"""Plot widgets with the app's defaults: plain axis numbers, grid, optional legend."""
 from __future__ import annotations
 
 import pyqtgraph as pg
@@ -16,8 +16,8 @@ def make_plot(title: str = "", left: str = "", bottom: str = "", log_y: bool = F
         w.getAxis(name).enableAutoSIPrefix(False)
     w.setLogMode(False, log_y)
     w.showGrid(x=True, y=True, alpha=0.2)
-    w.setClipToView(True)
-    w.setDownsampling(auto=True, mode="peak")
+    # Long curves are decimated by gui.series.decimate before setData (see there for why not
+    # pyqtgraph's clip-to-view + auto-downsampling).
     if legend:
         w.addLegend(offset=(-10, 10))
     return w

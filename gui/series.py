@@ -1,6 +1,8 @@
 """Growable numpy buffers for what the plots draw: appended per record, read as views, doubled when full."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 
@@ -55,3 +57,35 @@ def finite_or_nan(values: np.ndarray) -> np.ndarray:
     out = np.array(values, dtype=np.float64, copy=True)
     out[~np.isfinite(out)] = np.nan
     return out
+
+
+def decimate(x: np.ndarray, y: np.ndarray, max_points: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    """Peak-preserving decimation for drawing: each bucket keeps its min and max, in order.
+
+    Done here rather than by pyqtgraph's clip-to-view + auto-downsampling, which with auto-ranging
+    re-enters itself (range change -> new downsampled data -> new bounds -> range change) and can
+    spin forever inside a paint once a curve has more points than pixels.
+    """
+    n = len(x)
+    if n <= max_points:
+        return x, y
+    buckets = max_points // 2
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    size = edges[1:] - edges[:-1]
+    # Fixed-size view when buckets divide evenly; otherwise trim the remainder into the last bucket.
+    width = int(size.min())
+    usable = width * buckets
+    yy = y[:usable].reshape(buckets, width)
+    finite = np.where(np.isfinite(yy), yy, np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo_idx = np.nanargmin(np.where(np.isnan(finite), np.inf, finite), axis=1)
+        hi_idx = np.nanargmax(np.where(np.isnan(finite), -np.inf, finite), axis=1)
+    base = np.arange(buckets) * width
+    first = np.minimum(lo_idx, hi_idx) + base
+    second = np.maximum(lo_idx, hi_idx) + base
+    idx = np.empty(2 * buckets, dtype=np.int64)
+    idx[0::2], idx[1::2] = first, second
+    if usable < n:
+        idx = np.concatenate([idx, [n - 1]])
+    return x[idx], y[idx]

@@ -1,0 +1,41 @@
+"""GUI tests run offscreen; a test that leaves a QThread running fails."""
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_running(qapp):
+    from PySide6.QtCore import QThread
+    from PySide6.QtWidgets import QApplication
+    yield
+    QApplication.processEvents()
+    running = [t for t in qapp.findChildren(QThread) if t.isRunning()]
+    # Workers are children of nothing; find them through the gc instead.
+    import gc
+    running += [o for o in gc.get_objects() if isinstance(o, QThread) and _alive(o) and o.isRunning()]
+    assert not running, f"threads left running: {running}"
+
+
+def _alive(obj) -> bool:
+    try:
+        import shiboken6
+        return shiboken6.isValid(obj)
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from gui.app import configure
+    from gui.main_window import MainWindow
+    configure()
+    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
