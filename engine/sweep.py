@@ -229,6 +229,7 @@ class _Hyper:
 
     def __init__(self, value: float | None = None, axis: np.ndarray | None = None, index: Tensor | None = None):
         self.value, self.axis, self.index = value, axis, index
+        self._rows: float | Tensor | None = None
 
     @property
     def swept(self) -> bool:
@@ -242,7 +243,9 @@ class _Hyper:
         return torch.tensor([f(float(v)) for v in self.axis], dtype=torch.float64)[self.index].unsqueeze(-1)
 
     def get(self) -> float | Tensor:
-        return self.map(lambda v: v)
+        if self._rows is None:
+            self._rows = self.map(lambda v: v)
+        return self._rows
 
     def nonzero(self) -> bool:
         return self.swept or self.value != 0
@@ -255,6 +258,13 @@ class _Hyper:
 def _add_scaled(out: Tensor, other: Tensor, alpha: float | Tensor) -> Tensor:
     """``out.add(other, alpha=alpha)``, which torch evaluates as fma(other, alpha, out)."""
     return out.add(other, alpha=alpha) if isinstance(alpha, float) else torch.addcmul(out, other, alpha)
+
+
+def _add_scaled_(out: Tensor, other: Tensor, alpha: float | Tensor) -> None:
+    if isinstance(alpha, float):
+        out.add_(other, alpha=alpha)
+    else:
+        out.addcmul_(other, alpha)
 
 
 def _addcdiv_(out: Tensor, t1: Tensor, t2: Tensor, value: float | Tensor) -> None:
@@ -315,7 +325,7 @@ class _Rule:
             else:
                 self.buf.mul_(m).add_(grad)  # torch: add_(grad, alpha=1 - dampening), dampening 0
             grad = _add_scaled(grad, self.buf, m) if self.hp["nesterov"].value else self.buf
-        param.copy_(_add_scaled(param, grad, -lr))
+        _add_scaled_(param, grad, -lr)
 
     def _adagrad(self, param: Tensor, grad: Tensor, lr: float | Tensor) -> None:
         # torch: clr = lr / (1 + (step - 1) * lr_decay) with lr_decay 0, which is lr exactly.
@@ -338,12 +348,13 @@ class _Rule:
             _addcdiv_(param, grad, avg, -lr)
             return
         self.buf.mul_(mom.get()).addcdiv_(grad, avg)
-        with_buf = _add_scaled(param, self.buf, -lr)
-        if mom.swept:  # torch skips the buffer where momentum is 0: keep its arithmetic in those cells
-            direct = param.clone()
-            _addcdiv_(direct, grad, avg, -lr)
-            with_buf = torch.where(mom.get() > 0, with_buf, direct)
-        param.copy_(with_buf)
+        if not mom.swept:
+            _add_scaled_(param, self.buf, -lr)
+            return
+        # torch skips the buffer where momentum is 0: those cells keep that arithmetic.
+        direct = param.clone()
+        _addcdiv_(direct, grad, avg, -lr)
+        param.copy_(torch.where(mom.get() > 0, _add_scaled(param, self.buf, -lr), direct))
 
     def _adam(self, param: Tensor, grad: Tensor, lr: float | Tensor) -> None:
         beta1, beta2, step = self.hp["beta1"], self.hp["beta2"], float(self.k)
