@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import sys
+import time
+
+_STARTED = time.perf_counter()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -10,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
         from engine.cli import run_cli
         return run_cli(argv)
     from gui.app import main as gui_main
-    return gui_main()
+    return gui_main(started=_STARTED)
 
 
 if __name__ == "__main__":

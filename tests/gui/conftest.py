@@ -34,7 +34,7 @@ def window(qtbot, tmp_path):
     from gui.app import configure
     from gui.main_window import MainWindow
     configure()
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
+    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat), eager=True)
     qtbot.addWidget(w)
     w.show()
     yield w
