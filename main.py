@@ -10,6 +10,8 @@ _STARTED = time.perf_counter()
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv:
+        if "--version" in argv:
+            import PySide6.QtCore  # noqa: F401 - loaded so that the version report can name Qt's version
         from engine.cli import run_cli
         return run_cli(argv)
     from gui.app import main as gui_main

@@ -15,7 +15,10 @@ def no_thread_left_running(qapp):
     running = [t for t in qapp.findChildren(QThread) if t.isRunning()]
     # Workers are children of nothing; find them through the gc instead.
     import gc
-    running += [o for o in gc.get_objects() if isinstance(o, QThread) and _alive(o) and o.isRunning()]
+    import warnings
+    with warnings.catch_warnings():  # isinstance on every live object trips torch's deprecation shims
+        warnings.simplefilter("ignore")
+        running += [o for o in gc.get_objects() if isinstance(o, QThread) and _alive(o) and o.isRunning()]
     assert not running, f"threads left running: {running}"
 
 

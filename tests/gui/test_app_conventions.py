@@ -1,0 +1,78 @@
+"""Desktop conventions: shortcuts, settings that survive a restart, errors that explain, versions."""
+import subprocess
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shortcuts_trigger_their_actions(window, qtbot):
+    panel = window.landscape
+    window.tabs.setCurrentWidget(panel)
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key_Period)
+    assert panel.history is not None and len(panel.history.steps) == 1
+    qtbot.keyClick(window, Qt.Key_Space)
+    assert panel.playing
+    qtbot.keyClick(window, Qt.Key_Space)
+    assert not panel.playing
+    qtbot.keyClick(window, Qt.Key_R)
+    assert panel.history is None
+    qtbot.keyClick(window, Qt.Key_2, Qt.ControlModifier)
+    assert window.tabs.currentWidget() is window.mnist
+    assert "Space" in window.play_action.toolTip()
+
+
+def test_settings_round_trip_through_a_restart(qtbot, tmp_path):
+    from gui.main_window import MainWindow
+    ini = str(tmp_path / "settings.ini")
+    first = MainWindow(QSettings(ini, QSettings.IniFormat), eager=True)
+    qtbot.addWidget(first)
+    first.show()
+    first.resize(701, 503)  # fits the offscreen screen (800 x 600): restoreGeometry clamps to the screen
+    expected = (first.width(), first.height())  # the panels' minimum widths may have widened it
+    assert expected != (1400, 860)
+    first.tabs.setCurrentIndex(1)
+    first.set_theme("dark")
+    first.landscape.splitter.setSizes([300, 500, 311])
+    sizes = first.landscape.splitter.sizes()
+    first.close()
+    second = MainWindow(QSettings(ini, QSettings.IniFormat), eager=True)
+    qtbot.addWidget(second)
+    second.show()
+    assert (second.width(), second.height()) == expected
+    assert second.tabs.currentIndex() == 1
+    assert second.theme == "dark"
+    assert second.landscape.splitter.sizes() == sizes
+    second.close()
+
+
+def test_an_exception_inside_a_run_reaches_the_user_and_the_window_stays_usable(window, qtbot, monkeypatch):
+    import gui.landscape_panel as lp
+
+    def broken(cfg, **kw):
+        yield from ()
+        raise RuntimeError("the engine broke on purpose")
+
+    monkeypatch.setattr(lp, "run_landscape", broken)
+    panel = window.landscape
+    panel.play()
+    qtbot.waitUntil(lambda: getattr(window, "last_error_box", None) is not None, timeout=10_000)
+    box = window.last_error_box
+    assert "the engine broke on purpose" in box.text()
+    assert "RuntimeError" in box.detailedText()
+    box.close()
+    monkeypatch.undo()
+    panel.reset()
+    panel.single_step()  # still usable
+    assert len(panel.history.steps) == 1
+
+
+def test_version_names_app_torch_numpy_qt_and_the_binding():
+    out = subprocess.run([sys.executable, "main.py", "--version"], cwd=ROOT, capture_output=True, text=True)
+    text = out.stdout
+    for name in ("optiscope", "torch", "numpy", "PySide6", "Qt", "pyqtgraph"):
+        assert name in text
+    assert "(not loaded)" not in text
