@@ -34,10 +34,10 @@ def test_settings_round_trip_through_a_restart(qtbot, tmp_path):
     first.resize(701, 503)  # fits the offscreen screen (800 x 600): restoreGeometry clamps to the screen
     expected = (first.width(), first.height())  # the panels' minimum widths may have widened it
     assert expected != (1400, 860)
-    first.tabs.setCurrentIndex(1)
-    first.set_theme("dark")
     first.landscape.splitter.setSizes([300, 500, 311])
     sizes = first.landscape.splitter.sizes()
+    first.tabs.setCurrentIndex(1)
+    first.set_theme("dark")
     first.close()
     second = MainWindow(QSettings(ini, QSettings.IniFormat), eager=True)
     qtbot.addWidget(second)
@@ -45,7 +45,8 @@ def test_settings_round_trip_through_a_restart(qtbot, tmp_path):
     assert (second.width(), second.height()) == expected
     assert second.tabs.currentIndex() == 1
     assert second.theme == "dark"
-    assert second.landscape.splitter.sizes() == sizes
+    second.tabs.setCurrentIndex(0)  # a hidden tab's splitter is not laid out yet
+    qtbot.waitUntil(lambda: second.landscape.splitter.sizes() == sizes, timeout=5_000)
     second.close()
 
 
