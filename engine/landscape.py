@@ -20,7 +20,7 @@ from .functions import FUNCTIONS, TestFunction
 from .minibatch import data_objective_of, step_uses_minibatch
 from .optimizers import OPTIMIZERS
 from .registry import ConfigError, resolve_params
-from .schedules import make_schedule
+from .schedules import SCHEDULES, make_schedule
 
 START_KINDS = ("point", "grid", "disc", "random")
 # A coordinate this many domain-widths from the domain counts as exploded (diverged) even while finite.
@@ -66,7 +66,7 @@ class LandscapeConfig:
     steps: int = 500
     seed: int = 0
     optimizers: tuple[OptimizerConfig, ...] = (OptimizerConfig("adam"),)
-    # Data-set objectives only: > 0 steps every optimiser except GD on seeded mini-batches of this
+    # Data-set objectives only: > 0 steps every optimiser but GD and L-BFGS on seeded mini-batches of this
     # size (the frames' loss stays the full-data loss); 0 is full batch.
     batch_size: int = 0
 
@@ -215,7 +215,7 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
     batches = problem.batches(cfg.batch_size, cfg.seed) if problem is not None else None
     on_batch = [problem is not None and step_uses_minibatch(oc.name, cfg.batch_size) for oc in cfg.optimizers]
 
-    leaves, opts, scheds, noise = [], [], [], []
+    leaves, opts, scheds, noise, metric_driven = [], [], [], [], []
     for i, oc in enumerate(cfg.optimizers):
         spec = OPTIMIZERS.get(oc.name)
         values = spec.resolve(oc.params)
@@ -223,13 +223,19 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
         opt = spec.build([leaf], values)
         leaves.append(leaf)
         opts.append(opt)
-        scheds.append(make_schedule(opt, oc.schedule, cfg.steps))
+        sched = make_schedule(opt, oc.schedule, cfg.steps)
+        # A constant rate with no warmup: stepping torch's scheduler would change nothing but the time taken.
+        constant = oc.schedule.name == "constant" and not oc.schedule.warmup_steps
+        scheds.append(None if constant else sched)
+        metric_driven.append(SCHEDULES.get(oc.schedule.name).needs_metric)
         # On a mini-batch the batch itself is the noise, so the synthetic noise is off.
         noise.append(float(values.get("noise", 0.0)) if oc.name == "sgd" and not on_batch[i] else 0.0)
     k_opts = len(leaves)
-    diverged_at = np.full((k_opts, n), -1, dtype=np.int64)
+    diverged_at = np.full((k_opts, n), -1, dtype=np.int64)  # replaced, never mutated: frames share it
+    any_dead = False
     last_good = starts.unsqueeze(0).repeat(k_opts, 1, 1)
     evals = np.zeros(k_opts, dtype=np.int64)
+    no_state = tuple({"step": 0} for _ in opts)
     t0 = time.perf_counter()
 
     def loss_of(leaf: torch.Tensor) -> torch.Tensor:
@@ -238,9 +244,9 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
     for step in range(cfg.steps + 1):
         for opt in opts:
             opt.zero_grad(set_to_none=False)
-        stacked = torch.stack(leaves)
+        stacked = torch.stack(leaves) if k_opts > 1 else leaves[0].unsqueeze(0)
         loss = loss_of(stacked)
-        # Non-finite rows must not poison the sum's backward for the others: their grads are per-row anyway.
+        # Non-finite rows do not poison the others through the sum: each row's gradient is its own.
         if batches is None:
             loss.sum().backward()
         else:  # every optimiser on a batch sees the same one, as runs sharing a seeded DataLoader would
@@ -252,32 +258,53 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
             for i, leaf in enumerate(leaves):
                 if noise[i] > 0:
                     leaf.grad.add_(torch.randn(leaf.shape, generator=gen, dtype=leaf.dtype) * noise[i])
-            grads = torch.stack([leaf.grad for leaf in leaves])
-            finite = (torch.isfinite(loss) & torch.isfinite(grads).all(-1) & torch.isfinite(stacked).all(-1)
-                      & (stacked.abs() <= bound).all(-1))
-            fresh = (~finite.numpy()) & (diverged_at < 0)
-            diverged_at[fresh] = step
-            alive = torch.from_numpy(diverged_at < 0)
-            last_good = torch.where(alive.unsqueeze(-1), stacked, last_good)
-            xy = last_good.numpy().copy()
-            loss_np = np.where(diverged_at < 0, loss.detach().numpy(), np.nan)
-            grad_np = np.where((diverged_at < 0)[..., None], grads.numpy(), np.nan)
+            grads = torch.stack([leaf.grad for leaf in leaves]) if k_opts > 1 else leaves[0].grad.unsqueeze(0)
+            loss = loss.detach()
+            pos = stacked.detach()
+            # Fast path: one reduction says whether anything at all went non-finite or exploded this step.
+            check = float(loss.sum() + grads.sum() + pos.abs().amax() * 0.0)
+            if any_dead or not math.isfinite(check) or float(pos.abs().amax()) > bound:
+                finite = (torch.isfinite(loss) & torch.isfinite(grads).all(-1) & torch.isfinite(pos).all(-1)
+                          & (pos.abs() <= bound).all(-1))
+                fresh = (~finite.numpy()) & (diverged_at < 0)
+                if fresh.any():
+                    diverged_at = diverged_at.copy()
+                    diverged_at[fresh] = step
+                    any_dead = True
+                alive_np = diverged_at < 0
+                alive = torch.from_numpy(alive_np)
+                last_good = torch.where(alive.unsqueeze(-1), pos, last_good)
+                xy = last_good.numpy().copy()
+                loss_np = np.where(alive_np, loss.numpy(), np.nan)
+                grad_np = np.where(alive_np[..., None], grads.numpy(), np.nan)
+            else:
+                alive = None
+                xy = pos.numpy().copy()
+                loss_np = loss.numpy().copy()
+                grad_np = grads.numpy().copy()
+                last_good = torch.from_numpy(xy)  # shares the frame's copy; never written in place
 
         yield LandscapeFrame(
             step=step, xy=xy, loss=loss_np, grad=grad_np,
             lr=np.array([opt.param_groups[0]["lr"] for opt in opts], dtype=np.float64),
-            diverged_at=diverged_at.copy(), evals=evals.copy(),
+            diverged_at=diverged_at, evals=evals.copy(),
             state=tuple(_state_copy(o, l) for o, l in zip(opts, leaves)) if with_state else (),
-            schedule_state=tuple(s.describe_state() for s in scheds) if with_state else (),
+            schedule_state=(tuple(s.describe_state() if s is not None else {"step": step} for s in scheds)
+                            if with_state else ()),
             elapsed=time.perf_counter() - t0,
         )
         if step == cfg.steps:
             return
+        if alive is None and any_dead:  # a divergence this step needs the masks below
+            alive = torch.from_numpy(diverged_at < 0)
 
         for i, (leaf, opt) in enumerate(zip(leaves, opts)):
-            dead = ~alive[i]
-            with torch.no_grad():
-                leaf.grad[dead] = 0.0
+            dead = None if alive is None else ~alive[i]
+            if dead is not None and dead.any():
+                with torch.no_grad():
+                    leaf.grad[dead] = 0.0
+            else:
+                dead = None
             if isinstance(opt, torch.optim.LBFGS):
                 def closure(leaf=leaf, opt=opt, i=i):
                     opt.zero_grad()
@@ -289,9 +316,13 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
                 opt.step(closure)
             else:
                 opt.step()
-            with torch.no_grad():
-                if dead.any():
+            if dead is not None:
+                with torch.no_grad():
                     leaf[dead] = last_good[i][dead]
-            alive_loss = loss.detach()[i][alive[i]]
-            metric = float(alive_loss.mean()) if alive_loss.numel() else float("nan")
-            scheds[i].step(metric)
+            if scheds[i] is None:
+                continue
+            if metric_driven[i]:
+                alive_loss = loss[i] if alive is None else loss[i][alive[i]]
+                scheds[i].step(float(alive_loss.mean()) if alive_loss.numel() else float("nan"))
+            else:
+                scheds[i].step()
