@@ -243,7 +243,7 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
 
     for step in range(cfg.steps + 1):
         for opt in opts:
-            opt.zero_grad(set_to_none=False)
+            opt.zero_grad()
         stacked = torch.stack(leaves) if k_opts > 1 else leaves[0].unsqueeze(0)
         loss = loss_of(stacked)
         # Non-finite rows do not poison the others through the sum: each row's gradient is its own.
@@ -262,8 +262,8 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
             loss = loss.detach()
             pos = stacked.detach()
             # Fast path: one reduction says whether anything at all went non-finite or exploded this step.
-            check = float(loss.sum() + grads.sum() + pos.abs().amax() * 0.0)
-            if any_dead or not math.isfinite(check) or float(pos.abs().amax()) > bound:
+            total, reach = (loss.sum() + grads.sum()).item(), pos.abs().amax().item()
+            if any_dead or not math.isfinite(total) or not reach <= bound:
                 finite = (torch.isfinite(loss) & torch.isfinite(grads).all(-1) & torch.isfinite(pos).all(-1)
                           & (pos.abs() <= bound).all(-1))
                 fresh = (~finite.numpy()) & (diverged_at < 0)
