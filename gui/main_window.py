@@ -32,6 +32,7 @@ class MainWindow(QMainWindow):
         self.before_panels = before_panels
         self.landscape = None
         self.mnist = None
+        self.explore = None
         self._frame_times: deque[float] = deque(maxlen=120)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -67,18 +68,22 @@ class MainWindow(QMainWindow):
     def _build_panels(self) -> None:
         if self.before_panels is not None:
             self.before_panels()
+        from .explore_panel import ExplorePanel
         from .landscape_panel import LandscapePanel
         from .mnist_panel import MnistPanel
 
         self.landscape = LandscapePanel()
         self.mnist = MnistPanel()
+        self.explore = ExplorePanel()
         while self.tabs.count():
             old = self.tabs.widget(0)
             self.tabs.removeTab(0)
             old.deleteLater()
         self.tabs.addTab(self.landscape, "2D landscape")
         self.tabs.addTab(self.mnist, "MNIST training")
-        for panel in (self.landscape, self.mnist):
+        self.tabs.addTab(self.explore, "Basins and sweeps")
+        self.explore.replay.connect(self.replay_in_race)
+        for panel in (self.landscape, self.mnist, self.explore):
             panel.message.connect(self.show_problem)
             panel.error.connect(self.show_error)
         self.landscape.stats.connect(self._landscape_stats)
@@ -120,8 +125,11 @@ class MainWindow(QMainWindow):
                                              "Show the 2D landscape race")
         self.mnist_action = self._action("&MNIST training", lambda: self.tabs.setCurrentIndex(1), "Ctrl+2",
                                          "Show the MNIST training view")
+        self.explore_action = self._action("&Basins and sweeps", lambda: self.tabs.setCurrentIndex(2), "Ctrl+3",
+                                           "Show basins of attraction and hyperparameter sweep maps")
         self.view_menu.addAction(self.landscape_action)
         self.view_menu.addAction(self.mnist_action)
+        self.view_menu.addAction(self.explore_action)
         self.view_menu.addSeparator()
         theme_menu = self.view_menu.addMenu("&Theme")
         self.theme_group = QActionGroup(self)
@@ -184,6 +192,17 @@ class MainWindow(QMainWindow):
         opener = getattr(self, "open_preset_for_topic", None)
         if opener is not None:
             opener(t.preset_topic)
+
+    def replay_in_race(self, cfg) -> None:
+        """A sweep cell (or anything else) replayed as a trajectory in the 2D race."""
+        self.tabs.setCurrentWidget(self.landscape)
+        try:
+            self.landscape.set_config(cfg)
+        except Exception as exc:  # a config the race cannot show: say why, keep the race as it was
+            self.show_problem(f"Could not replay that configuration: {exc}")
+            return
+        self.landscape.reset()
+        self.landscape.play()
 
     # ---- run control ----
     def _current_panel(self):
@@ -287,7 +306,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.save_settings()
-        for panel in (self.landscape, self.mnist):
+        for panel in (self.landscape, self.mnist, self.explore):
             if panel is not None:
                 panel.shutdown()
         loader = getattr(self, "loader", None)
