@@ -1,10 +1,13 @@
 """Optiscope: `python main.py` opens the window; `python main.py --help` lists the headless commands."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 
 _STARTED = time.perf_counter()
+# Idle OpenMP threads otherwise spin and take the core the GUI draws on (set before torch loads).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def main(argv: list[str] | None = None) -> int:
