@@ -1,26 +1,44 @@
-"""The 2D view: optimisers racing over a function's contour map, with live loss, gradient and rate curves."""
+"""The 2D view: optimisers racing over a function's contour map, with live loss, gradient and rate curves,
+glyphs of each optimiser's internal state at the head of its trajectory, a state panel, a results
+table and the effective weight decay.
+
+Layout: controls | transport, glyph toggles and the map | tabs (curves, state, results, decay).
+Everything drawn per frame is an item made once per run and fed with setData; the side tabs are
+refreshed at most ten times a second while playing, and at once after a single step or a pause.
+"""
 from __future__ import annotations
 
 import math
+import time
 import warnings
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                               QScrollArea, QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+                               QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QSplitter, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from engine.config import OptimizerConfig
-from engine.functions import FUNCTIONS, TestFunction
-from engine.landscape import LandscapeConfig, LandscapeFrame, StartsConfig, resolve_function, run_landscape
+from engine.diagnostics import STATUSES, ConvergenceTracker, results_table, summary_table
+from engine.functions import FUNCTIONS, TestFunction, check_domain
+from engine.glyphs import StepPart, decompose_frames, glyphs_for_frame, has_decomposition
+from engine.landscape import (LandscapeConfig, LandscapeFrame, StartsConfig, resolve_function, run_landscape,
+                              start_points)
 from engine.registry import ConfigError
 
-from .optimizer_list import OptimizerList
+from .decay_plot import DecayPlot
+from .glyph_items import GLYPH_KINDS, GlyphLayer, swatch_icon
+from .log_ticks import thin_log_labels
+from .optimizer_list import MAX_OPTIMIZERS, OptimizerList, check_schedule
 from .param_form import ParamForm, format_number
 from .plots import make_plot
+from .results_table import ResultsTable
 from .series import Growing, decimate, positive_or_nan
-from .style import DIVERGED_SYMBOL, colour, symbol
+from .state_panel import StatePanel
+from .style import DIVERGED_SYMBOL, PALETTE, colour, symbol
 from .worker import GeneratorWorker
 
 GRID = 220  # samples per axis of the colour map
@@ -29,6 +47,15 @@ DEFAULT_RACE = (("gd", {"lr": 0.001}), ("momentum", {"lr": 0.001}), ("rmsprop", 
                 ("adam", {"lr": 0.05}))
 MAX_PATH_POINTS = 6000  # a drawn trajectory is thinned to this many points; the history stays whole
 MAX_PATH_TRAJECTORIES = 64  # beyond this, a cloud is drawn as heads only
+MAX_GLYPH_TRAJECTORIES = 64  # glyphs for at most this many heads per optimiser
+SIDE_REFRESH_S = 0.1  # state panel, results table and decay plot: at most 10 Hz while playing
+DEFAULT_CUSTOM = "sin(x) * cos(y) + 0.1 * (x**2 + y**2)"
+DEFAULT_DOMAIN = ((-3.0, 3.0), (-3.0, 3.0))
+MAX_CUSTOM_ENTRIES = 6
+EXPR_ROLE = Qt.UserRole + 1
+DOMAIN_ROLE = Qt.UserRole + 2
+GLYPH_SCALES = (("auto", None), ("×1 (true)", 1.0), ("×10", 10.0), ("×100", 100.0), ("×0.1", 0.1),
+                ("×0.01", 0.01))
 
 
 def log_levels(z: np.ndarray) -> np.ndarray:
@@ -43,12 +70,18 @@ def log_levels(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def contour_paths(levels_img: np.ndarray, xs: np.ndarray, ys: np.ndarray, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
-    """All iso-lines of the log-level image as one NaN-separated polyline in function coordinates."""
-    finite = levels_img[np.isfinite(levels_img)]
+def contour_paths(levels_img: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+                  n_levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """All iso-lines of the log-level image as one NaN-separated polyline in function coordinates.
+
+    Where the function is not finite nothing is drawn: iso-lines are cut next to masked cells, so the
+    fill value used there does not draw a false contour around the hole.
+    """
+    finite_mask = np.isfinite(levels_img)
+    finite = levels_img[finite_mask]
     if finite.size == 0:
         return np.zeros(0), np.zeros(0)
-    data = np.where(np.isfinite(levels_img), levels_img, finite.max())
+    data = np.where(finite_mask, levels_img, finite.max())
     dx, dy = xs[1] - xs[0], ys[1] - ys[0]
     px, py = [], []
     for level in np.linspace(finite.min(), finite.max(), n_levels + 2)[1:-1]:
@@ -61,7 +94,23 @@ def contour_paths(levels_img: np.ndarray, xs: np.ndarray, ys: np.ndarray, n_leve
             py.append([np.nan])
     if not px:
         return np.zeros(0), np.zeros(0)
-    return np.concatenate(px), np.concatenate(py)
+    cx, cy = np.concatenate(px), np.concatenate(py)
+    if not finite_mask.all():
+        bad = ~finite_mask
+        grown = bad.copy()  # cells next to a masked cell count as masked
+        grown[1:] |= bad[:-1]
+        grown[:-1] |= bad[1:]
+        grown[:, 1:] |= bad[:, :-1]
+        grown[:, :-1] |= bad[:, 1:]
+        with np.errstate(invalid="ignore"):
+            ix = np.clip(np.rint((cx - xs[0]) / dx), 0, len(xs) - 1)
+            iy = np.clip(np.rint((cy - ys[0]) / dy), 0, len(ys) - 1)
+        ok = np.isfinite(ix) & np.isfinite(iy)
+        hit = np.zeros(len(cx), dtype=bool)
+        hit[ok] = grown[iy[ok].astype(np.int64), ix[ok].astype(np.int64)]
+        cx[hit] = np.nan
+        cy[hit] = np.nan
+    return cx, cy
 
 
 def thin_path(x: np.ndarray, y: np.ndarray, max_points: int = MAX_PATH_POINTS) -> tuple[np.ndarray, np.ndarray]:
@@ -84,6 +133,7 @@ class RaceHistory:
         self.grad_norm = Growing((k,))
         self.lr = Growing((k,))
         self.last: LandscapeFrame | None = None
+        self.prev: LandscapeFrame | None = None  # the frame before ``last`` (its state, for splitting an update)
 
     def add(self, frames: list[LandscapeFrame]) -> None:
         if not frames:
@@ -96,7 +146,18 @@ class RaceHistory:
             self.loss.extend(np.stack([np.nanmean(f.loss, axis=1) for f in frames]))
             self.grad_norm.extend(np.stack([np.nanmean(f.grad_norm, axis=1) for f in frames]))
         self.lr.extend(np.stack([f.lr for f in frames]))
+        self.prev = frames[-2] if len(frames) >= 2 else self.last
         self.last = frames[-1]
+
+
+def _expression_message(exc: ConfigError, text: str) -> str:
+    """A parser error with the offending part of the text quoted."""
+    message = f"custom f(x, y): {exc}"
+    column = getattr(exc, "column", None)
+    if column and getattr(exc, "line", None) in (None, 1):
+        snippet = text[column - 1: column + 11].strip() or "(end of text)"
+        message += f", at \u201c{snippet}\u201d"
+    return message
 
 
 class LandscapePanel(QWidget):
@@ -108,10 +169,16 @@ class LandscapePanel(QWidget):
         super().__init__(parent)
         self.worker: GeneratorWorker | None = None
         self.history: RaceHistory | None = None
+        self.tracker: ConvergenceTracker | None = None
         self.run_configs: list[tuple[int, OptimizerConfig]] = []
         self.playing = False
         self.function: TestFunction = FUNCTIONS.get("rosenbrock")
         self.start_point: tuple[float, float] | None = None
+        self.starts_config = StartsConfig()  # clouds of starts: set by set_config (no controls here yet)
+        self.batch_size = 0
+        self.last_parts: dict[int, list[StepPart]] = {}  # step-by-step mode: run index j -> parts
+        self._custom_expression = DEFAULT_CUSTOM
+        self._side_due = 0.0
         self._build_controls()
         self._build_plots()
         self._build_layout()
@@ -122,6 +189,8 @@ class LandscapePanel(QWidget):
         for name, params in DEFAULT_RACE:
             self.optimizers.add(name, params)
         self.optimizers.changed.connect(self._settings_changed)
+        self.optimizers.invalid.connect(self.message)
+        self.optimizers.list.currentRowChanged.connect(self._selection_changed)
         self._function_changed()
 
     # ---- construction ----
@@ -131,12 +200,34 @@ class LandscapePanel(QWidget):
             self.function_combo.addItem(fn.label, name)
             self.function_combo.setItemData(self.function_combo.count() - 1,
                                             f"{fn.formula}\n{fn.description}", Qt.ToolTipRole)
-        self.function_combo.addItem("Custom f(x, y)...", "custom")
+        self.function_combo.insertSeparator(self.function_combo.count())
+        self.function_combo.addItem("New custom f(x, y)...", "custom")
+        self.function_combo.setItemData(self.function_combo.count() - 1,
+                                        "Type your own f(x, y); once drawn it is listed here as "
+                                        "\u201cCustom: ...\u201d.",
+                                        Qt.ToolTipRole)
         self.function_combo.setCurrentIndex(self.function_combo.findData("rosenbrock"))
+        # A long custom expression in the list must not widen the controls column.
+        self.function_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.function_combo.setMinimumContentsLength(16)
         self.function_combo.setToolTip("The landscape the optimisers descend.")
-        self.custom_edit = QLineEdit("sin(x) * cos(y) + 0.1 * (x**2 + y**2)")
-        self.custom_edit.setToolTip("Type f(x, y): numbers, x, y, + - * / **, and sin cos tan exp log sqrt abs "
-                                    "tanh ... Press Enter to draw it.")
+        self.custom_edit = QLineEdit(DEFAULT_CUSTOM)
+        self.custom_edit.setToolTip("Type f(x, y): numbers, x, y, pi, e, + - * / **, and sin cos tan exp log sqrt "
+                                    "abs tanh min max ... Press Enter to draw it. Gradients come from autograd; "
+                                    "where f is not finite the map is blank and a trajectory entering it diverges.")
+        self.domain_edits = [QLineEdit(format_number(v)) for pair in DEFAULT_DOMAIN for v in pair]
+        for w, tip in zip(self.domain_edits, ("x from", "x to", "y from", "y to")):
+            w.setToolTip(f"Domain of the custom function: {tip}. Press Enter to redraw.")
+            w.setMaximumWidth(70)
+            w.editingFinished.connect(self._domain_edited)
+        self.domain_row = QWidget()
+        dl = QHBoxLayout(self.domain_row)
+        dl.setContentsMargins(0, 0, 0, 0)
+        for text, w in (("x", self.domain_edits[0]), ("to", self.domain_edits[1]), ("  y", self.domain_edits[2]),
+                        ("to", self.domain_edits[3])):
+            dl.addWidget(QLabel(text))
+            dl.addWidget(w)
+        dl.addStretch(1)
         self.function_form_holder = QVBoxLayout()
         self.function_form: ParamForm | None = None
         self.formula_label = QLabel()
@@ -166,12 +257,37 @@ class LandscapePanel(QWidget):
         self.speed.setValue(35)
         self.speed.setToolTip("Animation speed: optimiser steps drawn per frame (1 to 1000, logarithmic).")
         self.speed_label = QLabel()
+        self.speed.setMinimumWidth(60)
         self.status_label = QLabel()
+        # Long statuses are cut, never widen the window; the tooltip has them whole.
+        self.status_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.speed.valueChanged.connect(self._update_speed_label)
         self._update_speed_label()
 
+        # glyph toggles: the icons double as the legend of the map's glyphs
+        self.glyph_checks: dict[str, QCheckBox] = {}
+        for kind in GLYPH_KINDS:
+            cb = QCheckBox(kind.label)
+            cb.setIcon(swatch_icon(kind.colour, kind.ellipse))
+            cb.setToolTip(kind.help)
+            cb.toggled.connect(partial(self._glyph_toggled, kind.key))
+            self.glyph_checks[kind.key] = cb
+        self.explain_check = QCheckBox("step by step")
+        self.explain_check.setToolTip(
+            "Step-by-step mode: each Step (.) shows one update split into its parts, in the order torch applies "
+            "them (gradient, carried moment or velocity, weight decay), drawn head to tail from the point before "
+            "the update; every part already carries the optimiser's scaling. The first Step also takes the first "
+            "update. The parts and their coefficients are listed in the State tab.")
+        self.explain_check.toggled.connect(self._explain_toggled)
+        self.glyph_scale = QComboBox()
+        for text, value in GLYPH_SCALES:
+            self.glyph_scale.addItem(text, value)
+        self.glyph_scale.setToolTip("Arrow lengths: auto picks a power of ten per group (gradients; steps) so the "
+                                    "longest arrow is readable. ×1 draws steps at their true length.")
+        self.glyph_scale.currentIndexChanged.connect(self._glyph_scale_changed)
+
         self.function_combo.currentIndexChanged.connect(self._function_changed)
-        self.custom_edit.returnPressed.connect(self._function_changed)
+        self.custom_edit.returnPressed.connect(self._apply_custom)
         self.steps_spin.valueChanged.connect(self._steps_changed)
         self.seed_spin.valueChanged.connect(self._settings_changed)
         self.play_button.clicked.connect(self.toggle_play)
@@ -196,10 +312,13 @@ class LandscapePanel(QWidget):
         self.legend.setBrush(pg.mkBrush(255, 255, 255, 200))
         self.legend.setLabelTextColor("k")
         self.map_plot.scene().sigMouseClicked.connect(self._map_clicked)
+        self.glyphs = GlyphLayer(self.map_plot)
 
         self.loss_plot = make_plot(left="loss f(x, y) - f*", bottom="step", log_y=True)
         self.grad_plot = make_plot(left="gradient norm", bottom="step", log_y=True)
         self.lr_plot = make_plot(left="learning rate", bottom="step", log_y=True)
+        for plot in (self.loss_plot, self.grad_plot, self.lr_plot):
+            thin_log_labels(plot.getAxis("left"))
         # No setXLink between these: with clip-to-view and auto-downsampling, linked x ranges ping-pong
         # between the views once a curve has more points than pixels, and painting never finishes.
         self.lr_cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#888", style=Qt.DashLine))
@@ -210,6 +329,12 @@ class LandscapePanel(QWidget):
         self.grad_curves: list[pg.PlotDataItem] = []
         self.lr_curves: list[pg.PlotDataItem] = []
 
+        self.state_panel = StatePanel()
+        self.state_panel.trajectory_changed.connect(lambda _: self.update_side_panels(force=True))
+        self.results = ResultsTable()
+        self.decay_plot = DecayPlot()
+        self.decay_plot.compare_requested.connect(self.race_adam_l2_beside_adamw)
+
     def _build_layout(self) -> None:
         controls = QWidget()
         col = QVBoxLayout(controls)
@@ -217,6 +342,7 @@ class LandscapePanel(QWidget):
         fl = QVBoxLayout(fbox)
         fl.addWidget(self.function_combo)
         fl.addWidget(self.custom_edit)
+        fl.addWidget(self.domain_row)
         fl.addLayout(self.function_form_holder)
         fl.addWidget(self.formula_label)
         col.addWidget(fbox)
@@ -238,25 +364,43 @@ class LandscapePanel(QWidget):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
 
         transport = QHBoxLayout()
-        for w in (self.play_button, self.step_button, self.reset_button):
+        for w in (self.play_button, self.step_button, self.explain_check, self.reset_button):
             transport.addWidget(w)
         transport.addWidget(QLabel("speed"))
         transport.addWidget(self.speed, 1)
         transport.addWidget(self.speed_label)
-        transport.addWidget(self.status_label, 2)
+        glyph_row = QHBoxLayout()
+        glyph_row.setSpacing(6)
+        for cb in self.glyph_checks.values():
+            glyph_row.addWidget(cb)
+        glyph_row.addWidget(self.glyph_scale)
+        glyph_row.addStretch(1)
         centre = QWidget()
         cl = QVBoxLayout(centre)
         cl.setContentsMargins(0, 0, 0, 0)
         cl.addLayout(transport)
+        cl.addLayout(glyph_row)
         cl.addWidget(self.map_plot, 1)
+        cl.addWidget(self.status_label)
 
         curves = QSplitter(Qt.Vertical)
         for plot in (self.loss_plot, self.grad_plot, self.lr_plot):
             curves.addWidget(plot)
+        self.side_tabs = QTabWidget()
+        self.side_tabs.addTab(curves, "Curves")
+        self.side_tabs.addTab(self.state_panel, "State")
+        self.side_tabs.addTab(self.results, "Results")
+        self.side_tabs.addTab(self.decay_plot, "Weight decay")
+        self.side_tabs.setTabToolTip(1, "The selected optimiser's hyperparameters, optimizer.state buffers, "
+                                        "update rule with numbers, and its schedule's live counters.")
+        self.side_tabs.setTabToolTip(2, "Status per trajectory: converged, diverged, oscillating or stalled, "
+                                        "with the step it happened at.")
+        self.side_tabs.setTabToolTip(3, "Per-axis effective weight decay against step: Adam + L2 beside AdamW.")
+        self.side_tabs.currentChanged.connect(lambda _: self.update_side_panels(force=True))
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(scroll)
         self.splitter.addWidget(centre)
-        self.splitter.addWidget(curves)
+        self.splitter.addWidget(self.side_tabs)
         self.splitter.setStretchFactor(1, 3)
         self.splitter.setStretchFactor(2, 2)
         self.splitter.setSizes([360, 680, 400])
@@ -271,18 +415,102 @@ class LandscapePanel(QWidget):
     def _update_speed_label(self) -> None:
         self.speed_label.setText(f"{self.steps_per_frame()} steps/frame")
 
+    def _set_custom_visible(self, on: bool) -> None:
+        self.custom_edit.setVisible(on)
+        self.domain_row.setVisible(on)
+
     def _function_changed(self) -> None:
+        """The function combo moved: a built-in, a listed custom function, or a new one."""
+        index = self.function_combo.currentIndex()
         name = self.function_combo.currentData()
-        self.custom_edit.setVisible(name == "custom")
+        self._set_custom_visible(name == "custom")
+        if name == "custom":
+            expr = self.function_combo.itemData(index, EXPR_ROLE)
+            domain = self.function_combo.itemData(index, DOMAIN_ROLE)
+            if expr is not None:
+                self.custom_edit.setText(expr)
+            if domain is not None:
+                self._show_domain(domain)
+            self._apply_custom()
+            return
         try:
-            if name == "custom":
-                from engine.expression import make_custom_function
-                fn = make_custom_function(self.custom_edit.text())
-            else:
-                fn = FUNCTIONS.get(name)
+            fn = FUNCTIONS.get(name)
         except ConfigError as exc:
             self.message.emit(str(exc))
             return
+        self._set_function(fn)
+
+    def _domain(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """The custom domain as typed; a ConfigError names the field when it is not acceptable."""
+        values = []
+        for w, field in zip(self.domain_edits, ("x from", "x to", "y from", "y to")):
+            text = w.text().strip()
+            try:
+                values.append(float(text))
+            except ValueError:
+                raise ConfigError(f"custom domain {field}", f"expected a number, got {text!r}") from None
+        return check_domain(((values[0], values[1]), (values[2], values[3])), "custom domain")
+
+    def _show_domain(self, domain) -> None:
+        for w, v in zip(self.domain_edits, (domain[0][0], domain[0][1], domain[1][0], domain[1][1])):
+            w.setText(format_number(float(v)))
+
+    def _domain_edited(self) -> None:
+        try:
+            domain = self._domain()
+        except ConfigError as exc:
+            self.message.emit(str(exc))
+            return
+        if self.function_combo.currentData() == "custom" and (self.function.name != "custom"
+                                                              or domain != self.function.domain):
+            self._apply_custom()
+
+    def _apply_custom(self) -> bool:
+        """Parse the typed f(x, y) on the typed domain and draw it; a refusal names the offending part."""
+        text = self.custom_edit.text()
+        try:
+            domain = self._domain()
+            from engine.expression import make_custom_function
+            fn = make_custom_function(text, domain=domain)
+        except ConfigError as exc:
+            msg = _expression_message(exc, text) if exc.field == "expression" else str(exc)
+            self.custom_edit.setStyleSheet("QLineEdit { border: 1px solid #D55E00; }" if exc.field == "expression"
+                                           else "")
+            self.custom_edit.setToolTip(msg)
+            self.message.emit(msg)
+            return False
+        self.custom_edit.setStyleSheet("")
+        self.custom_edit.setToolTip("Type f(x, y) and press Enter to draw it.")
+        self._custom_expression = text.strip()
+        index = self._custom_entry(text.strip(), fn.domain)
+        self.function_combo.blockSignals(True)
+        self.function_combo.setCurrentIndex(index)
+        self.function_combo.blockSignals(False)
+        self._set_custom_visible(True)
+        self._set_function(fn)
+        return True
+
+    def _custom_entry(self, text: str, domain) -> int:
+        """The combo index of "Custom: text" (added above "New custom" if new), most recent first."""
+        combo = self.function_combo
+        domain = tuple(tuple(float(v) for v in pair) for pair in domain)
+        for i in range(combo.count()):
+            if combo.itemData(i, EXPR_ROLE) == text:
+                combo.setItemData(i, domain, DOMAIN_ROLE)
+                return i
+        first = combo.findData("custom")  # the first custom item: listed entries, then "New custom"
+        combo.blockSignals(True)
+        combo.insertItem(first, f"Custom: {text}", "custom")
+        combo.setItemData(first, text, EXPR_ROLE)
+        combo.setItemData(first, domain, DOMAIN_ROLE)
+        combo.setItemData(first, f"f(x, y) = {text}", Qt.ToolTipRole)
+        listed = [i for i in range(combo.count()) if combo.itemData(i, EXPR_ROLE) is not None]
+        for i in reversed(listed[MAX_CUSTOM_ENTRIES:]):
+            combo.removeItem(i)
+        combo.blockSignals(False)
+        return first
+
+    def _set_function(self, fn: TestFunction) -> None:
         self.function = fn
         if self.function_form is not None:
             self.function_form.setParent(None)
@@ -311,10 +539,15 @@ class LandscapePanel(QWidget):
         except ConfigError as exc:
             self.message.emit(str(exc))
             return
-        xs, ys, z = self.function.grid(GRID, GRID, params)
+        with np.errstate(all="ignore"):
+            xs, ys, z = self.function.grid(GRID, GRID, params)
         levels = log_levels(z)
         dx, dy = xs[1] - xs[0], ys[1] - ys[0]
-        self.image.setImage(levels, autoLevels=True)
+        if np.isfinite(levels).any():
+            self.image.setImage(levels, autoLevels=False,
+                                levels=(float(np.nanmin(levels)), float(np.nanmax(levels)) + 1e-12))
+        else:
+            self.image.clear()
         self.image.setRect(QRectF(xs[0] - dx / 2, ys[0] - dy / 2, dx * len(xs), dy * len(ys)))
         cx, cy = contour_paths(levels, xs, ys, CONTOUR_LEVELS)
         self.contours.setData(cx, cy)
@@ -322,8 +555,13 @@ class LandscapePanel(QWidget):
         self.minima_item.setData(minima[:, 0], minima[:, 1])
         (x0, x1), (y0, y1) = self.function.domain
         self.map_plot.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+        finite = np.isfinite(z)
         self._minimum_value = self.function.min_value if self.function.min_value is not None else \
-            float(np.nanmin(z[np.isfinite(z)])) if np.isfinite(z).any() else 0.0
+            float(np.nanmin(z[finite])) if finite.any() else 0.0
+        if not finite.all() and finite.any():
+            share = 1 - finite.mean()
+            self.formula_label.setText(f"f(x, y) = {self.function.formula}\n({share:.0%} of the domain is not "
+                                       "finite: left blank; a trajectory entering it is marked diverged)")
 
     def _show_start(self) -> None:
         x, y = self.start_point
@@ -368,15 +606,74 @@ class LandscapePanel(QWidget):
             self._clear_items()
 
     def config(self) -> LandscapeConfig:
-        """The race as configured; raises ConfigError naming the field when something is not acceptable."""
-        self.run_configs = self.optimizers.enabled_configs()
-        name = self.function_combo.currentData()
+        """The race as configured; raises ConfigError naming the field when something is not acceptable.
+
+        The function is the one drawn on the map (a custom text that failed to parse is not used).
+        """
+        configs = self.optimizers.enabled_configs()
+        custom = self.function.name == "custom"
+        try:
+            domain = self._domain()
+        except ConfigError:
+            domain = self.function.domain if custom else DEFAULT_DOMAIN
         return LandscapeConfig(
-            function=name, function_params=self._function_params(),
-            custom_expression=self.custom_edit.text() if name == "custom" else "",
-            custom_domain=self.function.domain if name == "custom" else ((-3.0, 3.0), (-3.0, 3.0)),
-            start=self.start_point, starts=StartsConfig(), steps=self.steps_spin.value(),
-            seed=self.seed_spin.value(), optimizers=tuple(c for _, c in self.run_configs))
+            function="custom" if custom else self.function.name, function_params=self._function_params(),
+            custom_expression=self._custom_expression if custom else "",
+            custom_domain=self.function.domain if custom else domain,
+            start=self.start_point, starts=self.starts_config, steps=self.steps_spin.value(),
+            seed=self.seed_spin.value(), optimizers=tuple(c for _, c in configs), batch_size=self.batch_size)
+
+    def set_config(self, cfg: LandscapeConfig) -> None:
+        """Put a configuration into the controls (for sessions): function, domain, start, steps, seed, optimisers.
+
+        Validated first, so a bad one changes nothing and raises ConfigError naming the field. The race
+        is reset; ``config()`` afterwards returns an equal configuration.
+        """
+        cfg.validate()
+        if len(cfg.optimizers) > MAX_OPTIMIZERS:
+            raise ConfigError("optimizers", f"at most {MAX_OPTIMIZERS} race at once, got {len(cfg.optimizers)}")
+        for i, oc in enumerate(cfg.optimizers):
+            check_schedule(oc, cfg.steps, f"optimizers[{i}]")
+        self.reset()
+        same_function = (cfg.function != "custom" and self.function.name == cfg.function
+                         and self.function_combo.currentData() == cfg.function)
+        if cfg.function == "custom":
+            self.custom_edit.setText(cfg.custom_expression)
+            self._show_domain(cfg.custom_domain)
+            if not self._apply_custom():
+                raise ConfigError("custom_expression", "could not be drawn")
+        elif not same_function:
+            self._show_domain(cfg.custom_domain)
+            self.function_combo.blockSignals(True)
+            self.function_combo.setCurrentIndex(self.function_combo.findData(cfg.function))
+            self.function_combo.blockSignals(False)
+            self._set_custom_visible(False)
+            self._set_function(FUNCTIONS.get(cfg.function))
+        else:
+            self._show_domain(cfg.custom_domain)
+        drawn = self._function_params()
+        self.function_form.set_values(cfg.function_params)
+        if self._function_params() != drawn:
+            self._draw_function()
+        self.start_point = tuple(float(v) for v in cfg.start) if cfg.start is not None else self.function.start
+        self._show_start()
+        self.starts_config = cfg.starts
+        self.batch_size = cfg.batch_size
+        for spin, value in ((self.seed_spin, cfg.seed), (self.steps_spin, cfg.steps)):
+            spin.blockSignals(True)
+            spin.setValue(value)
+            spin.blockSignals(False)
+        self.optimizers.set_configs(cfg.optimizers, total_steps=cfg.steps)
+        self.reset()
+
+    def race_adam_l2_beside_adamw(self) -> None:
+        """Add Adam + L2 and AdamW with matching lr and weight decay (those missing), and start afresh."""
+        present = {e.name for e in self.optimizers.editors}
+        for name in ("adam_l2", "adamw"):
+            if name not in present:
+                self.optimizers.add(name, {"lr": 0.05, "weight_decay": 0.1})
+        self.reset()
+        self.side_tabs.setCurrentWidget(self.decay_plot)
 
     # ---- transport ----
     def _ensure_worker(self) -> bool:
@@ -385,11 +682,20 @@ class LandscapePanel(QWidget):
         try:
             cfg = self.config()
             cfg.validate()
+            for i, oc in enumerate(cfg.optimizers):
+                check_schedule(oc, cfg.steps, f"optimizer {oc.label or oc.name}")
         except ConfigError as exc:
             self.message.emit(str(exc))
             return False
+        self.run_configs = self.optimizers.enabled_configs()
         self._make_items(len(self.run_configs))
-        self.history = RaceHistory(len(cfg.optimizers), cfg.starts.count)
+        n = len(start_points(cfg, resolve_function(cfg)))
+        self.history = RaceHistory(len(cfg.optimizers), n)
+        self.tracker = ConvergenceTracker.for_run(cfg)
+        self.decay_plot.reset(self.run_configs)
+        self.results.clear()
+        self.state_panel.set_trajectories(n)
+        self.last_parts = {}
         self.worker = GeneratorWorker(lambda: run_landscape(cfg), capacity=4096)
         self.worker.failed.connect(self._worker_failed)
         self.worker.start()
@@ -401,8 +707,11 @@ class LandscapePanel(QWidget):
             self.play_button.setText("Pause")
 
     def pause(self) -> None:
+        was = self.playing
         self.playing = False
         self.play_button.setText("Play")
+        if was:
+            self.update_side_panels(force=True)
 
     def toggle_play(self) -> None:
         self.pause() if self.playing else self.play()
@@ -410,15 +719,22 @@ class LandscapePanel(QWidget):
     def single_step(self) -> None:
         self.pause()
         if self._ensure_worker():
-            self.worker.wait_for_records(1)
-            self._consume(1)
+            # Step-by-step mode: the first press also takes the first update, so there is one to show.
+            first = self.history is None or len(self.history.steps) == 0
+            n = 2 if self.explain_check.isChecked() and first else 1
+            self.worker.wait_for_records(n)
+            self._consume(n, explain=True)
 
     def reset(self) -> None:
         self.pause()
         self.stop_worker()
         self.history = None
+        self.tracker = None
+        self.last_parts = {}
         self._clear_items()
         self.status_label.setText("")
+        self.state_panel.clear()
+        self.results.clear()
 
     def stop_worker(self) -> None:
         if self.worker is not None:
@@ -428,6 +744,100 @@ class LandscapePanel(QWidget):
     def _worker_failed(self, message: str, details: str) -> None:
         self.pause()
         self.error.emit(f"The run stopped: {message}", details)
+
+    def _selection_changed(self, _row: int = -1) -> None:
+        if self.explain_check.isChecked() and self.history is not None:
+            self._update_parts(animate=False)
+            self._update_glyphs()
+        self.update_side_panels(force=True)
+
+    # ---- glyphs ----
+    def _glyph_toggled(self, key: str, on: bool) -> None:
+        self.glyphs.enabled[key] = on
+        self._update_glyphs()
+
+    def _glyph_scale_changed(self) -> None:
+        self.glyphs.set_fixed_scale(self.glyph_scale.currentData())
+
+    def _explain_toggled(self, on: bool) -> None:
+        if on:
+            self._update_parts(animate=False)
+            self.side_tabs.setCurrentWidget(self.state_panel)
+        else:
+            self.last_parts = {}
+            self.glyphs.clear_parts()
+        self.update_side_panels(force=True)
+
+    def _glyph_values(self) -> tuple[np.ndarray, dict[str, np.ndarray | None]]:
+        """Heads and glyph vectors of every optimiser (first MAX_GLYPH_TRAJECTORIES trajectories)."""
+        h = self.history
+        last = h.last
+        n_show = min(h.n, MAX_GLYPH_TRAJECTORIES)
+        heads, values = [], {k.key: [] for k in GLYPH_KINDS}
+        for j, (i, cfg) in enumerate(self.run_configs):
+            xy = np.asarray(last.xy[j, :n_show], dtype=np.float64)
+            alive = (last.diverged_at[j, :n_show] < 0)[:, None]
+            nan = np.full((n_show, 2), np.nan)
+            heads.append(xy)
+            try:
+                gl = glyphs_for_frame(last, j, cfg.name, cfg.params) if last.state else None
+            except (ValueError, KeyError):
+                gl = None
+
+            def rows(value):
+                if value is None:
+                    return nan
+                arr = np.asarray(value, dtype=np.float64)
+                return np.where(alive, arr.reshape(-1, 2)[:n_show], np.nan) if arr.ndim == 2 else nan
+
+            values["neg_grad"].append(rows(-np.asarray(last.grad[j])))
+            step = xy - h.prev.xy[j, :n_show] if h.prev is not None and h.prev.step == last.step - 1 else nan
+            values["step"].append(np.where(alive, step, np.nan))
+            values["momentum"].append(rows(gl.momentum if gl is not None else None))
+            m_hat = gl.first_moment_hat if gl is not None else None
+            values["first_moment"].append(rows(None if m_hat is None else -np.asarray(m_hat)))
+            eff = gl.effective_lr if gl is not None else None
+            if eff is not None:
+                direction = m_hat if m_hat is not None else last.grad[j]
+                norm = np.linalg.norm(np.asarray(direction, dtype=np.float64), axis=-1, keepdims=True)
+                values["effective_lr"].append(rows(np.asarray(eff) * norm))
+            else:
+                values["effective_lr"].append(nan)
+        return np.concatenate(heads), {k: np.concatenate(v) for k, v in values.items()}
+
+    def _update_glyphs(self) -> None:
+        h = self.history
+        if h is None or h.last is None or not self.run_configs or not self.glyphs.any_enabled():
+            self.glyphs.set_glyphs(np.zeros((0, 2)), {})
+        else:
+            heads, values = self._glyph_values()
+            self.glyphs.set_glyphs(heads, values)
+
+    def _update_parts(self, animate: bool) -> None:
+        """Step-by-step mode: split the update that led to the newest frame into its parts, for every optimiser."""
+        h = self.history
+        self.last_parts = {}
+        if h is None or h.last is None or h.prev is None or h.prev.step != h.last.step - 1 or not h.last.state:
+            self.glyphs.set_parts([], render=False)
+            return
+        prev, last = h.prev, h.last
+        n_show = min(h.n, MAX_GLYPH_TRAJECTORIES)
+        chains = []
+        selected = self.selected_run_index()
+        for j, (i, cfg) in enumerate(self.run_configs):
+            alive = (last.diverged_at[j, :n_show] < 0)[:, None]
+            try:
+                if has_decomposition(cfg.name):
+                    parts = decompose_frames(prev, last, j, cfg.name, cfg.params)
+                else:
+                    parts = [StepPart("step", "step (line search)", "", last.xy[j] - prev.xy[j])]
+            except (ValueError, KeyError):
+                continue
+            self.last_parts[j] = parts
+            if j == selected:  # one optimiser's chain on the map (the one in the State tab), at its own scale
+                shown = [(p.key, p.label, np.where(alive, np.asarray(p.vector)[:n_show], np.nan)) for p in parts]
+                chains.append((prev.xy[j, :n_show], shown))
+        self.glyphs.set_parts(chains, animate=animate, render=False)
 
     # ---- drawing ----
     def _clear_items(self) -> None:
@@ -439,6 +849,7 @@ class LandscapePanel(QWidget):
                 plot.removeItem(item)
         self.legend.clear()
         self.paths, self.heads, self.loss_curves, self.grad_curves, self.lr_curves = [], [], [], [], []
+        self.glyphs.clear()
 
     def _make_items(self, k: int) -> None:
         """Plot items are made once per run and then only fed with setData."""
@@ -447,6 +858,7 @@ class LandscapePanel(QWidget):
             c = colour(i)
             path = pg.PlotDataItem(pen=pg.mkPen(c, width=2), connect="finite")
             head = pg.ScatterPlotItem(symbol=symbol(i), size=11, pen=pg.mkPen("k", width=1), brush=pg.mkBrush(c))
+            head.setZValue(20)
             self.map_plot.addItem(path)
             self.map_plot.addItem(head)
             self.legend.addItem(head, cfg.label)
@@ -465,12 +877,20 @@ class LandscapePanel(QWidget):
         if self.worker is not None and self.worker.finished_and_drained():
             self.pause()
 
-    def _consume(self, n: int) -> None:
+    def _consume(self, n: int, explain: bool = False) -> None:
         frames = self.worker.take(n)
         if not frames or self.history is None:
             return
         self.history.add(frames)
+        if self.tracker is not None:
+            for f in frames:  # every frame, in order
+                self.tracker.update(f)
+        self.decay_plot.add(frames)
+        if self.explain_check.isChecked():
+            self._update_parts(animate=explain)
         self.redraw()
+        if explain:
+            self.update_side_panels(force=True)
         last = frames[-1]
         self.stats.emit(last.step, last.step / last.elapsed if last.elapsed > 0 else 0.0)
 
@@ -482,7 +902,6 @@ class LandscapePanel(QWidget):
         xy = h.xy.view
         last = h.last
         fmin = self._minimum_value
-        statuses = []
         for j, (i, cfg) in enumerate(self.run_configs):
             if h.n == 1:
                 self.paths[j].setData(*thin_path(xy[:, j, 0, 0], xy[:, j, 0, 1]))
@@ -497,26 +916,98 @@ class LandscapePanel(QWidget):
             self.loss_curves[j].setData(*decimate(steps, positive_or_nan(h.loss.view[:, j] - fmin)))
             self.grad_curves[j].setData(*decimate(steps, positive_or_nan(h.grad_norm.view[:, j])))
             self.lr_curves[j].setData(*decimate(steps, positive_or_nan(h.lr.view[:, j])))
-            if dead.all():
-                statuses.append(f"{cfg.label}: diverged at step {int(last.diverged_at[j].min())}")
         self.lr_cursor.setValue(float(last.step))
+        self._update_glyphs()
         text = f"step {last.step}"
+        statuses = self._status_texts()
         if statuses:
             text += " | " + "; ".join(statuses)
         self.status_label.setText(text)
+        self.status_label.setToolTip(text)
         self._update_legend_labels()
+        now = time.perf_counter()
+        if now >= self._side_due:
+            self.update_side_panels()
+
+    def _status_of(self, j: int) -> tuple[str, int] | None:
+        """Optimiser j's status and the step it began, when every one of its trajectories shares it."""
+        last = self.history.last
+        dead = last.diverged_at[j]
+        if (dead >= 0).all():
+            return "diverged", int(dead.min())
+        if self.tracker is None:
+            return None
+        report = self.tracker.status()
+        codes = report.code[j]
+        if (codes == codes[0]).all() and STATUSES[int(codes[0])] != "running":
+            return STATUSES[int(codes[0])], int(report.step[j].min())
+        return None
+
+    def _status_texts(self) -> list[str]:
+        out = []
+        for j, (i, cfg) in enumerate(self.run_configs):
+            status = self._status_of(j)
+            if status is not None:
+                out.append(f"{cfg.label}: {status[0]} at step {status[1]}")
+        return out
 
     def _update_legend_labels(self) -> None:
-        last = self.history.last
         for j, (i, cfg) in enumerate(self.run_configs):
             label = cfg.label
-            dead = last.diverged_at[j]
-            if (dead >= 0).all():
-                label += f" (diverged at step {int(dead.min())})"
+            status = self._status_of(j)
+            if status is not None:
+                label += f" ({status[0]} at step {status[1]})"
             for sample, text_item in self.legend.items:
                 if sample.item is self.heads[j] and text_item.text != label:
                     text_item.setText(label)
 
+    # ---- side tabs ----
+    def selected_run_index(self) -> int | None:
+        """Index into this run's optimisers of the one selected in the list (the first when it is not racing)."""
+        if not self.run_configs:
+            return None
+        row = self.optimizers.list.currentRow()
+        for j, (i, _) in enumerate(self.run_configs):
+            if i == row:
+                return j
+        return 0
+
+    def update_side_panels(self, force: bool = False) -> None:
+        """Refresh the state panel, results table and decay plot (throttled while playing unless ``force``)."""
+        self._side_due = time.perf_counter() + SIDE_REFRESH_S
+        h = self.history
+        if h is None or h.last is None:
+            return
+        current = self.side_tabs.currentWidget()
+        if force or current is self.state_panel:
+            self._update_state_panel()
+        if self.tracker is not None and (force or current is self.results):
+            self._update_results()
+        if force or current is self.decay_plot:
+            self.decay_plot.redraw()
+
+    def _update_state_panel(self) -> None:
+        h = self.history
+        j = self.selected_run_index()
+        if j is None or not h.last.state:
+            self.state_panel.clear("No optimiser state in these frames.")
+            return
+        i, cfg = self.run_configs[j]
+        index = min(self.state_panel.trajectory.value(), h.n - 1)
+        parts = self.last_parts.get(j) if self.explain_check.isChecked() else None
+        self.state_panel.show_state(cfg, colour(i), h.last, j, index=index, prev=h.prev, parts=parts)
+
+    def _update_results(self) -> None:
+        labels = [cfg.label or cfg.name for _, cfg in self.run_configs]
+        rows = results_table(self.tracker, self.history.last, labels)
+        colours = [colour(i) for i, _ in self.run_configs]
+        colours_by_j = colours if colours else list(PALETTE)
+        if self.history.n > 1:
+            self.results.set_rows(summary_table(rows), colours_by_j, summary=True)
+        else:
+            self.results.set_rows(rows, colours_by_j)
+
     def shutdown(self) -> None:
         self.timer.stop()
         self.stop_worker()
+

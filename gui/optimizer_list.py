@@ -3,17 +3,33 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import (QComboBox, QGroupBox, QHBoxLayout, QListWidget, QListWidgetItem, QPushButton,
+from PySide6.QtWidgets import (QComboBox, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from engine.config import OptimizerConfig
 from engine.optimizers import OPTIMIZERS
+from engine.registry import ConfigError
+from engine.schedules import SCHEDULES, make_schedule
 
 from .param_form import ParamForm
 from .schedule_editor import ScheduleEditor
 from .style import colour
 
 MAX_OPTIMIZERS = 8
+
+
+def check_schedule(cfg: OptimizerConfig, total_steps: int, where: str = "optimizer") -> None:
+    """Build the schedule on a throwaway optimiser, as a run would, so that settings that only fail
+    together (max_lr below base_lr, a one-cycle phase under one step, cycling momentum an optimiser
+    lacks) are refused before the run with a ConfigError naming the field, not mid-run."""
+    import torch
+
+    spec = OPTIMIZERS.get(cfg.name)
+    opt = spec.build([torch.zeros(2, requires_grad=True)], cfg.params)
+    try:
+        make_schedule(opt, cfg.schedule, total_steps)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.{exc.field}", exc.problem) from None
 
 
 class OptimizerEditor(QWidget):
@@ -29,8 +45,14 @@ class OptimizerEditor(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.form = ParamForm(spec.params, f"optimizer {spec.label}")
+        self.lr_note = QLabel()
+        self.lr_note.setWordWrap(True)
+        self.lr_note.setStyleSheet("color: #B86E00;")
+        self.lr_note.setVisible(False)
         self.schedule = ScheduleEditor()
+        self.schedule.show_absolute_note = False  # said next to the lr field instead (lr_note)
         layout.addWidget(self.form)
+        layout.addWidget(self.lr_note)
         layout.addWidget(self.schedule)
         for w in (self.form, self.schedule):
             w.changed.connect(self._changed)
@@ -39,11 +61,33 @@ class OptimizerEditor(QWidget):
 
     def _changed(self) -> None:
         lr = self.form.widgets["lr"]
+        self._show_lr_ignored()
         try:
             self.schedule.set_context(lr.value(), self.schedule.total_steps, self.name)
         except Exception:  # an invalid lr is reported by the form itself
             pass
         self.changed.emit()
+
+    def _show_lr_ignored(self) -> None:
+        """Cyclic and one-cycle schedules set absolute rates: the lr field then does nothing, and says so."""
+        absolute = self.schedule.sets_absolute_lr()
+        lr = self.form.widgets["lr"]
+        label = self.form.layout().labelForField(lr)
+        for w in (lr, label):
+            if w is not None:
+                w.setEnabled(not absolute)
+        if absolute:
+            spec = SCHEDULES.get(self.schedule.combo.currentData())
+            names = " and ".join(p.name for p in spec.params if p.name in ("base_lr", "max_lr"))
+            self.lr_note.setText(f"The learning rate above is ignored: {spec.label} sets absolute rates "
+                                 f"({names}, below).")
+            lr.setToolTip(f"Ignored while the schedule is {spec.label}: it sets the rate itself.")
+        else:
+            lr.setToolTip(lr.param.tooltip() if hasattr(lr, "param") else "")
+        self.lr_note.setVisible(absolute)
+
+    def lr_ignored(self) -> bool:
+        return self.schedule.sets_absolute_lr()
 
     def config(self, label: str = "") -> OptimizerConfig:
         return OptimizerConfig(self.name, self.form.values(), self.schedule.config(), label)
@@ -65,6 +109,8 @@ class OptimizerList(QGroupBox):
         for name, spec in OPTIMIZERS.items():
             self.add_combo.addItem(spec.label, name)
             self.add_combo.setItemData(self.add_combo.count() - 1, spec.help, Qt.ToolTipRole)
+        self.add_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.add_combo.setMinimumContentsLength(10)
         self.add_button = QPushButton("Add")
         self.add_button.setToolTip("Add the chosen optimiser to the race (up to 8).")
         self.remove_button = QPushButton("Remove")
@@ -136,6 +182,27 @@ class OptimizerList(QGroupBox):
         for e in self.editors:
             e.schedule.total_steps = steps
             e.schedule.update_preview()
+
+    def set_configs(self, configs, total_steps: int | None = None) -> None:
+        """Replace the list with these optimiser configurations (all ticked), labels and schedules included;
+        ``total_steps`` is the run length their schedule previews span."""
+        self.blockSignals(True)
+        try:
+            self.clear()
+            for cfg in configs:
+                editor = self.add(cfg.name, dict(cfg.params))
+                if editor is None:
+                    break
+                if total_steps is not None:
+                    editor.schedule.total_steps = total_steps
+                editor.schedule.set_config(cfg.schedule)
+                if cfg.label:
+                    self.list.item(self.list.count() - 1).setText(cfg.label)
+        finally:
+            self.blockSignals(False)
+        if self.list.count():
+            self.list.setCurrentRow(0)
+        self.changed.emit()
 
     def enabled_configs(self) -> list[tuple[int, OptimizerConfig]]:
         """(list index, config) of the ticked optimisers; raises ConfigError naming the first bad field."""

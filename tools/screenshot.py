@@ -1,6 +1,7 @@
 """Open the main window, run each view for a while, and save screenshots (for the README and for review).
 
     python tools/screenshot.py --out resources/screenshots   # QT_QPA_PLATFORM=offscreen works too
+    python tools/screenshot.py --out /tmp/shots --glyphs       # + state glyphs, step-by-step, side tabs
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ def main() -> int:
     parser.add_argument("--out", default="screenshots")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--size", default="1400x860")
+    parser.add_argument("--glyphs", action="store_true",
+                        help="also turn the state glyphs on and save the step-by-step map and the side tabs")
+    parser.add_argument("--only-landscape", action="store_true", help="skip the MNIST view")
     args = parser.parse_args()
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
@@ -40,9 +44,35 @@ def main() -> int:
             time.sleep(0.005)
 
     pump(0.5)
-    window.landscape.play()
+    window.tabs.setCurrentIndex(0)  # the settings file may remember the MNIST tab
+    panel = window.landscape
+    if args.glyphs:
+        for cb in panel.glyph_checks.values():
+            cb.setChecked(True)
+    panel.play()
     pump(args.seconds)
     window.grab().save(str(out / "landscape.png"))
+    if args.glyphs:
+        panel.pause()
+        for index in range(1, panel.side_tabs.count()):
+            panel.side_tabs.setCurrentIndex(index)
+            pump(0.3)
+            name = panel.side_tabs.tabText(index).lower().replace(" ", "_")
+            window.grab().save(str(out / f"landscape_{name}.png"))
+        panel.reset()
+        for cb in panel.glyph_checks.values():
+            cb.setChecked(False)
+        panel.explain_check.setChecked(True)
+        panel.optimizers.list.setCurrentRow(min(3, panel.optimizers.list.count() - 1))
+        for _ in range(6):
+            panel.single_step()
+        panel.glyphs.reveal_all()
+        pump(0.5)
+        window.grab().save(str(out / "landscape_step_by_step.png"))
+        print(f"saved the glyph screenshots in {out}")
+    if args.only_landscape:
+        window.close()
+        return 0
     window.tabs.setCurrentIndex(1)
     window.mnist.start()
     pump(args.seconds * 3)
