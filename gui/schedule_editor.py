@@ -55,6 +55,8 @@ class ScheduleEditor(QWidget):
         self.preview_plot = pg.PlotWidget()
         self.preview_plot.setFixedHeight(110)
         self.preview_plot.setLabel("left", "lr")
+        for axis in ("left", "bottom"):
+            self.preview_plot.getAxis(axis).enableAutoSIPrefix(False)  # show the rate itself, not x0.001
         self.preview_plot.setMouseEnabled(False, False)
         self.preview_plot.hideButtons()
         self.preview_plot.setLabel("bottom", "step")
