@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                               QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QSplitter, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QSplitter,
+                               QTabWidget, QVBoxLayout, QWidget)
 
 from engine.config import OptimizerConfig
 from engine.diagnostics import STATUSES, ConvergenceTracker, results_table, summary_table
@@ -45,8 +45,11 @@ GRID = 220  # samples per axis of the colour map
 CONTOUR_LEVELS = 14
 DEFAULT_RACE = (("gd", {"lr": 0.001}), ("momentum", {"lr": 0.001}), ("rmsprop", {"lr": 0.01}),
                 ("adam", {"lr": 0.05}))
-MAX_PATH_POINTS = 6000  # a drawn trajectory is thinned to this many points; the history stays whole
-MAX_PATH_TRAJECTORIES = 64  # beyond this, a cloud is drawn as heads only
+MAX_PATH_POINTS = 2000  # a drawn trajectory is thinned to this many points (a 2-px pen costs per segment)
+MAX_PATH_TRAJECTORIES = 1  # more trajectories than this are a cloud: heads and fading trails
+TRAIL_STEPS = 20  # a cloud's particles trail their last this many steps
+TRAIL_BANDS = 4  # ... drawn as this many age bands, older ones fainter (one PlotDataItem each)
+MAX_TRAIL_TRAJECTORIES = 1000  # trails for at most this many particles per optimiser; heads for all
 MAX_GLYPH_TRAJECTORIES = 64  # glyphs for at most this many heads per optimiser
 SIDE_REFRESH_S = 0.1  # state panel, results table and decay plot: at most 10 Hz while playing
 DEFAULT_CUSTOM = "sin(x) * cos(y) + 0.1 * (x**2 + y**2)"
@@ -122,32 +125,80 @@ def thin_path(x: np.ndarray, y: np.ndarray, max_points: int = MAX_PATH_POINTS) -
     return x[idx], y[idx]
 
 
-class RaceHistory:
-    """Everything the 2D plots draw, appended frame by frame."""
+def move_spots(item: pg.ScatterPlotItem, x: np.ndarray, y: np.ndarray) -> None:
+    """New positions for the same number of spots of unchanged style, without ``setData``.
 
-    def __init__(self, k: int, n: int):
+    ``setData`` rebuilds every spot and looks each one's style up in the symbol atlas (a Python loop per
+    point: about 2 ms for 1,000 heads); when only positions change, writing them in place and doing what
+    ``addPoints`` does after (geometry, bounds, cached picture) draws the same.
+    """
+    item.data["x"] = x
+    item.data["y"] = y
+    item.prepareGeometryChange()
+    item.informViewBoundsChanged()
+    item.bounds = [None, None]
+    item.invalidate()
+    item.sigPlotChanged.emit(item)
+
+
+class RaceHistory:
+    """Everything the 2D plots draw, appended frame by frame.
+
+    Memory: for every step only per-optimiser numbers are kept (the mean loss, gradient norm and rate the
+    curves draw, and the first trajectory's position, for export). A single start point (N == 1) keeps its
+    whole path that way: K x 2 floats a step, small. A cloud (N > 1) keeps, besides, only what its trails
+    draw: the last TRAIL_STEPS + 1 positions of its first MAX_TRAIL_TRAJECTORIES particles, in a ring, so a
+    long cloud run stays flat in memory instead of growing by K x N x 2 floats a step. Heads come from the
+    newest frame, which is kept whole.
+    """
+
+    def __init__(self, k: int, n: int, trail: int = 0):
         self.k, self.n = k, n
         self.steps = Growing((), np.int64)
-        self.xy = Growing((k, n, 2))
+        self.xy = Growing((k, 1, 2))  # the first trajectory's whole path (the only one when n == 1)
         self.loss = Growing((k,))
         self.grad_norm = Growing((k,))
         self.lr = Growing((k,))
         self.last: LandscapeFrame | None = None
         self.prev: LandscapeFrame | None = None  # the frame before ``last`` (its state, for splitting an update)
+        self.trail_steps = (trail or TRAIL_STEPS) if n > 1 else 0
+        self.trail_n = min(n, MAX_TRAIL_TRAJECTORIES) if n > 1 else 0
+        self._ring = (np.full((self.trail_steps + 1, k, self.trail_n, 2), np.nan, dtype=np.float32)
+                      if n > 1 else None)
+        self._written = 0  # frames written into the ring in all
 
     def add(self, frames: list[LandscapeFrame]) -> None:
         if not frames:
             return
         self.steps.extend(np.array([f.step for f in frames]))
-        self.xy.extend(np.stack([f.xy for f in frames]))
+        self.xy.extend(np.stack([f.xy[:, :1] for f in frames]))
         with warnings.catch_warnings():
             # A fully diverged optimiser has no finite value to average: NaN is the honest answer.
             warnings.simplefilter("ignore", RuntimeWarning)
             self.loss.extend(np.stack([np.nanmean(f.loss, axis=1) for f in frames]))
             self.grad_norm.extend(np.stack([np.nanmean(f.grad_norm, axis=1) for f in frames]))
         self.lr.extend(np.stack([f.lr for f in frames]))
+        if self._ring is not None:
+            cap = len(self._ring)
+            for f in frames[-cap:]:
+                self._ring[self._written % cap] = f.xy[:, :self.trail_n]
+                self._written += 1
         self.prev = frames[-2] if len(frames) >= 2 else self.last
         self.last = frames[-1]
+
+    def trail(self) -> np.ndarray:
+        """(L, K, trail_n, 2): the newest L <= TRAIL_STEPS + 1 positions of the trailed particles, oldest first."""
+        if self._ring is None:
+            return np.zeros((0, self.k, 0, 2), dtype=np.float32)
+        cap = len(self._ring)
+        count = min(self._written, cap)
+        idx = np.arange(self._written - count, self._written) % cap
+        return self._ring[idx]
+
+    def nbytes(self) -> int:
+        """Bytes held by the history's own buffers (frames aside)."""
+        grown = sum(b._data.nbytes for b in (self.steps, self.xy, self.loss, self.grad_norm, self.lr))
+        return grown + (self._ring.nbytes if self._ring is not None else 0)
 
 
 def _expression_message(exc: ConfigError, text: str) -> str:
@@ -174,7 +225,7 @@ class LandscapePanel(QWidget):
         self.playing = False
         self.function: TestFunction = FUNCTIONS.get("rosenbrock")
         self.start_point: tuple[float, float] | None = None
-        self.starts_config = StartsConfig()  # clouds of starts: set by set_config (no controls here yet)
+        self.starts_config = StartsConfig()  # clouds of starts: the Run group's controls, or set_config
         self.batch_size = 0
         self.last_parts: dict[int, list[StepPart]] = {}  # step-by-step mode: run index j -> parts
         self._custom_expression = DEFAULT_CUSTOM
@@ -244,6 +295,33 @@ class LandscapePanel(QWidget):
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setToolTip("Seed for gradient noise and random start clouds: same seed, same run.")
+        self.starts_kind = QComboBox()
+        for text, kind in (("single point", "point"), ("grid over the domain", "grid"),
+                           ("disc around the start", "disc"), ("random in the domain", "random")):
+            self.starts_kind.addItem(text, kind)
+        self.starts_kind.setToolTip("Where trajectories start: one point, or a cloud of starts. Every optimiser "
+                                    "runs the whole cloud; each particle is its own run (heads with fading trails, "
+                                    "mean curves). Random clouds come from the seed.")
+        self.starts_count = QSpinBox()
+        self.starts_count.setRange(1, 100_000)
+        self.starts_count.setValue(100)
+        self.starts_count.setToolTip("Number of starts in the cloud (1 to 100,000). Optimisers that couple "
+                                     "coordinates (L-BFGS) run a single start only.")
+        self.starts_radius = QDoubleSpinBox()
+        self.starts_radius.setDecimals(4)
+        self.starts_radius.setRange(1e-4, 1e6)
+        self.starts_radius.setValue(0.5)
+        self.starts_radius.setToolTip("Radius of the disc of starts around the start point.")
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(0, 1_000_000)
+        self.batch_spin.setSpecialValueText("full batch")
+        self.batch_spin.setToolTip("Data-set objectives only: 0 (full batch) steps on the mean over all the data; "
+                                   "otherwise every optimiser except GD (and L-BFGS) steps on seeded mini-batches "
+                                   "of this size, the same batch for all. The curves show the full-data loss.")
+        self.starts_kind.currentIndexChanged.connect(self._starts_edited)
+        self.starts_count.valueChanged.connect(self._starts_edited)
+        self.starts_radius.valueChanged.connect(self._starts_edited)
+        self.batch_spin.valueChanged.connect(self._batch_edited)
         self.optimizers = OptimizerList()
 
         self.play_button = QPushButton("Play")
@@ -325,6 +403,9 @@ class LandscapePanel(QWidget):
         self.lr_plot.addItem(self.lr_cursor)
         self.paths: list[pg.PlotDataItem] = []
         self.heads: list[pg.ScatterPlotItem] = []
+        self.trails: list[list[pg.PlotDataItem]] = []  # per optimiser of a cloud: one item per age band
+        self._legend_texts: dict[int, str] = {}
+        self._heads_uniform: set[int] = set()  # heads drawn with one style for all points: moved in place
         self.loss_curves: list[pg.PlotDataItem] = []
         self.grad_curves: list[pg.PlotDataItem] = []
         self.lr_curves: list[pg.PlotDataItem] = []
@@ -354,6 +435,13 @@ class LandscapePanel(QWidget):
         rl.addRow("start (x, y)", start_row)
         rl.addRow("steps", self.steps_spin)
         rl.addRow("seed", self.seed_spin)
+        rl.addRow("starts", self.starts_kind)
+        rl.addRow("count", self.starts_count)
+        rl.addRow("disc radius", self.starts_radius)
+        rl.addRow("batch size", self.batch_spin)
+        self.run_form = rl
+        self._show_starts()
+        self._show_batch()
         col.addWidget(rbox)
         col.addWidget(self.optimizers)
         col.addStretch(1)
@@ -523,6 +611,7 @@ class LandscapePanel(QWidget):
         self.formula_label.setToolTip(fn.description)
         self.start_point = fn.start
         self._show_start()
+        self._show_batch()
         self._draw_function()
         self.reset()
 
@@ -596,6 +685,48 @@ class LandscapePanel(QWidget):
         self.reset()
         self.play()
 
+    # ---- clouds of starts and mini-batches ----
+    def _starts_edited(self) -> None:
+        """The cloud controls moved: they make the starts config (set_config puts one in with signals off)."""
+        kind = self.starts_kind.currentData()
+        count = 1 if kind == "point" else self.starts_count.value()
+        self.starts_config = StartsConfig(kind, count, float(self.starts_radius.value()))
+        self._show_starts()
+        self._settings_changed()
+
+    def _show_starts(self) -> None:
+        """Put ``starts_config`` into the controls (signals off) and show only the ones that apply."""
+        s = self.starts_config
+        widgets = (self.starts_kind, self.starts_count, self.starts_radius)
+        for w in widgets:
+            w.blockSignals(True)
+        self.starts_kind.setCurrentIndex(max(0, self.starts_kind.findData(s.kind)))
+        if s.kind != "point":
+            self.starts_count.setValue(min(s.count, self.starts_count.maximum()))
+        self.starts_radius.setValue(s.radius)
+        for w in widgets:
+            w.blockSignals(False)
+        if hasattr(self, "run_form"):
+            self.run_form.setRowVisible(self.starts_count, s.kind != "point")
+            self.run_form.setRowVisible(self.starts_radius, s.kind == "disc")
+
+    def _is_data_objective(self) -> bool:
+        return getattr(self.function, "data", None) is not None
+
+    def _batch_edited(self) -> None:
+        self.batch_size = self.batch_spin.value()
+        self._settings_changed()
+
+    def _show_batch(self) -> None:
+        """The batch size row is there for data-set objectives only (others have no mini-batches)."""
+        self.batch_spin.blockSignals(True)
+        self.batch_spin.setValue(self.batch_size)
+        self.batch_spin.blockSignals(False)
+        on = self._is_data_objective()
+        self.batch_spin.setEnabled(on)
+        if hasattr(self, "run_form"):
+            self.run_form.setRowVisible(self.batch_spin, on)
+
     def _steps_changed(self) -> None:
         self.optimizers.set_total_steps(self.steps_spin.value())
         self._settings_changed()
@@ -621,7 +752,8 @@ class LandscapePanel(QWidget):
             custom_expression=self._custom_expression if custom else "",
             custom_domain=self.function.domain if custom else domain,
             start=self.start_point, starts=self.starts_config, steps=self.steps_spin.value(),
-            seed=self.seed_spin.value(), optimizers=tuple(c for _, c in configs), batch_size=self.batch_size)
+            seed=self.seed_spin.value(), optimizers=tuple(c for _, c in configs),
+            batch_size=self.batch_size if self._is_data_objective() else 0)
 
     def set_config(self, cfg: LandscapeConfig) -> None:
         """Put a configuration into the controls (for sessions): function, domain, start, steps, seed, optimisers.
@@ -659,6 +791,8 @@ class LandscapePanel(QWidget):
         self._show_start()
         self.starts_config = cfg.starts
         self.batch_size = cfg.batch_size
+        self._show_starts()
+        self._show_batch()
         for spin, value in ((self.seed_spin, cfg.seed), (self.steps_spin, cfg.steps)):
             spin.blockSignals(True)
             spin.setValue(value)
@@ -688,8 +822,8 @@ class LandscapePanel(QWidget):
             self.message.emit(str(exc))
             return False
         self.run_configs = self.optimizers.enabled_configs()
-        self._make_items(len(self.run_configs))
         n = len(start_points(cfg, resolve_function(cfg)))
+        self._make_items(len(self.run_configs), n)
         self.history = RaceHistory(len(cfg.optimizers), n)
         self.tracker = ConvergenceTracker.for_run(cfg)
         self.decay_plot.reset(self.run_configs)
@@ -841,7 +975,7 @@ class LandscapePanel(QWidget):
 
     # ---- drawing ----
     def _clear_items(self) -> None:
-        for item in self.paths + self.heads:
+        for item in self.paths + self.heads + [t for bands in self.trails for t in bands]:
             self.map_plot.removeItem(item)
         for plot, items in ((self.loss_plot, self.loss_curves), (self.grad_plot, self.grad_curves),
                             (self.lr_plot, self.lr_curves)):
@@ -849,15 +983,37 @@ class LandscapePanel(QWidget):
                 plot.removeItem(item)
         self.legend.clear()
         self.paths, self.heads, self.loss_curves, self.grad_curves, self.lr_curves = [], [], [], [], []
+        self.trails = []
+        self._legend_texts = {}
+        self._heads_uniform = set()
         self.glyphs.clear()
 
-    def _make_items(self, k: int) -> None:
-        """Plot items are made once per run and then only fed with setData."""
+    def _make_items(self, k: int, n: int = 1) -> None:
+        """Plot items are made once per run and then only fed with setData.
+
+        One start point: its whole path (thinned) and a head. A cloud (n > 1): a scatter of heads and
+        TRAIL_BANDS trail items per optimiser, one per age band of the last TRAIL_STEPS steps, each holding
+        NaN-separated segments, the older bands fainter; so a frame is a few setData calls whatever n is.
+        """
         self._clear_items()
+        cloud = n > MAX_PATH_TRAJECTORIES
         for j, (i, cfg) in enumerate(self.run_configs):
             c = colour(i)
             path = pg.PlotDataItem(pen=pg.mkPen(c, width=2), connect="finite")
-            head = pg.ScatterPlotItem(symbol=symbol(i), size=11, pen=pg.mkPen("k", width=1), brush=pg.mkBrush(c))
+            if cloud:
+                head = pg.ScatterPlotItem(symbol=symbol(i), size=7, pen=pg.mkPen("k", width=0.5),
+                                          brush=pg.mkBrush(c))
+                bands = []
+                for b in range(TRAIL_BANDS):  # b = 0 is the oldest band
+                    qc = pg.mkColor(c)
+                    qc.setAlpha(int(255 * (b + 1) / (TRAIL_BANDS + 1)))
+                    item = pg.PlotDataItem(pen=pg.mkPen(qc, width=1), connect="finite", antialias=False)
+                    item.setZValue(10)
+                    self.map_plot.addItem(item)
+                    bands.append(item)
+                self.trails.append(bands)
+            else:
+                head = pg.ScatterPlotItem(symbol=symbol(i), size=11, pen=pg.mkPen("k", width=1), brush=pg.mkBrush(c))
             head.setZValue(20)
             self.map_plot.addItem(path)
             self.map_plot.addItem(head)
@@ -899,37 +1055,66 @@ class LandscapePanel(QWidget):
         if h is None or h.last is None:
             return
         steps = h.steps.view.astype(np.float64)
-        xy = h.xy.view
         last = h.last
         fmin = self._minimum_value
+        cloud = h.n > MAX_PATH_TRAJECTORIES
+        trail = h.trail() if cloud and self.trails else None
         for j, (i, cfg) in enumerate(self.run_configs):
-            if h.n == 1:
-                self.paths[j].setData(*thin_path(xy[:, j, 0, 0], xy[:, j, 0, 1]))
-            elif h.n <= MAX_PATH_TRAJECTORIES:
-                traj = xy[:, j]  # (T, N, 2)
-                padded = np.concatenate([traj, np.full((1, h.n, 2), np.nan)], axis=0)
-                flat = padded.transpose(1, 0, 2).reshape(-1, 2)
-                self.paths[j].setData(flat[:, 0], flat[:, 1])
-            head = last.xy[j]
-            dead = last.diverged_at[j] >= 0
-            self.heads[j].setData(head[:, 0], head[:, 1], symbol=np.where(dead, DIVERGED_SYMBOL, symbol(i)).tolist())
+            if not cloud:
+                self.paths[j].setData(*thin_path(h.xy.view[:, j, 0, 0], h.xy.view[:, j, 0, 1]))
+            elif trail is not None and j < len(self.trails):
+                self._draw_trail(self.trails[j], trail[:, j])
+            self._draw_heads(j, i, last)
             self.loss_curves[j].setData(*decimate(steps, positive_or_nan(h.loss.view[:, j] - fmin)))
             self.grad_curves[j].setData(*decimate(steps, positive_or_nan(h.grad_norm.view[:, j])))
             self.lr_curves[j].setData(*decimate(steps, positive_or_nan(h.lr.view[:, j])))
         self.lr_cursor.setValue(float(last.step))
         self._update_glyphs()
+        report = self.tracker.status() if self.tracker is not None else None  # one copy a frame, not one each
+        statuses = [self._status_of(j, report) for j in range(len(self.run_configs))]
         text = f"step {last.step}"
-        statuses = self._status_texts()
-        if statuses:
-            text += " | " + "; ".join(statuses)
+        listed = [f"{cfg.label}: {st[0]} at step {st[1]}" for (i, cfg), st in zip(self.run_configs, statuses)
+                  if st is not None]
+        if listed:
+            text += " | " + "; ".join(listed)
         self.status_label.setText(text)
         self.status_label.setToolTip(text)
-        self._update_legend_labels()
+        self._update_legend_labels(statuses)
         now = time.perf_counter()
         if now >= self._side_due:
             self.update_side_panels()
 
-    def _status_of(self, j: int) -> tuple[str, int] | None:
+    def _draw_heads(self, j: int, i: int, last: LandscapeFrame) -> None:
+        head = last.xy[j]
+        dead = last.diverged_at[j] >= 0
+        item = self.heads[j]
+        if dead.any():
+            item.setData(head[:, 0], head[:, 1], symbol=np.where(dead, DIVERGED_SYMBOL, symbol(i)).tolist())
+            self._heads_uniform.discard(j)
+        elif j in self._heads_uniform and len(item.data) == len(head):
+            move_spots(item, head[:, 0], head[:, 1])
+        else:  # one symbol for all: no per-point symbol list to build and look up
+            item.setData(head[:, 0], head[:, 1], symbol=symbol(i))
+            self._heads_uniform.add(j)
+
+    @staticmethod
+    def _draw_trail(bands: list[pg.PlotDataItem], trail: np.ndarray) -> None:
+        """One optimiser's trails: ``trail`` is (L, n, 2), oldest first; band b draws its share of the L steps,
+        every particle's segment NaN-separated from the next, sharing its end point with the next band."""
+        length, n = trail.shape[0], trail.shape[1]
+        edges = np.linspace(0, max(length - 1, 0), len(bands) + 1).round().astype(np.int64)
+        for b, item in enumerate(bands):
+            lo, hi = int(edges[b]), int(edges[b + 1])
+            if hi <= lo:
+                item.setData(np.zeros(0), np.zeros(0))
+                continue
+            seg = np.empty((n, hi - lo + 2, 2), dtype=np.float64)
+            seg[:, :-1] = trail[lo:hi + 1].transpose(1, 0, 2)
+            seg[:, -1] = np.nan
+            flat = seg.reshape(-1, 2)
+            item.setData(flat[:, 0], flat[:, 1])
+
+    def _status_of(self, j: int, report: Any = None) -> tuple[str, int] | None:
         """Optimiser j's status and the step it began, when every one of its trajectories shares it."""
         last = self.history.last
         dead = last.diverged_at[j]
@@ -937,7 +1122,8 @@ class LandscapePanel(QWidget):
             return "diverged", int(dead.min())
         if self.tracker is None:
             return None
-        report = self.tracker.status()
+        if report is None:
+            report = self.tracker.status()
         codes = report.code[j]
         if (codes == codes[0]).all() and STATUSES[int(codes[0])] != "running":
             return STATUSES[int(codes[0])], int(report.step[j].min())
@@ -951,12 +1137,17 @@ class LandscapePanel(QWidget):
                 out.append(f"{cfg.label}: {status[0]} at step {status[1]}")
         return out
 
-    def _update_legend_labels(self) -> None:
-        for j, (i, cfg) in enumerate(self.run_configs):
+    def _update_legend_labels(self, statuses: list | None = None) -> None:
+        """Legend texts with each optimiser's status; only a text that changed is set (setText relayouts)."""
+        if statuses is None:
+            statuses = [self._status_of(j) for j in range(len(self.run_configs))]
+        for j, ((i, cfg), status) in enumerate(zip(self.run_configs, statuses)):
             label = cfg.label
-            status = self._status_of(j)
             if status is not None:
                 label += f" ({status[0]} at step {status[1]})"
+            if self._legend_texts.get(j) == label:
+                continue
+            self._legend_texts[j] = label
             for sample, text_item in self.legend.items:
                 if sample.item is self.heads[j] and text_item.text != label:
                     text_item.setText(label)

@@ -334,6 +334,28 @@ def test_config_round_trips_through_the_controls(panel, qtbot):
     assert panel.config() == got
     panel.single_step()
     assert panel.history.last.xy[0, 0].tolist() == [1.0, 1.0]
+    # clouds of starts and mini-batches, through the controls and back
+    from engine.landscape import StartsConfig
+    cloud = LandscapeConfig(function="linear_regression", starts=StartsConfig("disc", 40, 0.25), steps=20, seed=3,
+                            batch_size=16, optimizers=(OptimizerConfig("sgd", {"lr": 0.05}), OptimizerConfig("gd")))
+    panel.set_config(cloud)
+    got = panel.config()
+    assert (got.function, got.starts, got.batch_size, got.seed) == ("linear_regression", cloud.starts, 16, 3)
+    panel.set_config(got)
+    assert panel.config() == got
+    assert panel.starts_kind.currentData() == "disc" and panel.starts_count.value() == 40
+    assert panel.batch_spin.value() == 16 and panel.batch_spin.isEnabled()
+    panel.starts_kind.setCurrentIndex(panel.starts_kind.findData("grid"))
+    panel.starts_count.setValue(9)
+    panel.batch_spin.setValue(0)
+    got = panel.config()
+    assert got.starts == StartsConfig("grid", 9, 0.25) and got.batch_size == 0
+    panel.set_config(got)
+    assert panel.config() == got
+    panel.starts_kind.setCurrentIndex(panel.starts_kind.findData("point"))
+    assert panel.config().starts.count == 1
+    panel.set_config(cfg)  # not a data set: no batch size
+    assert panel.config() == cfg and not panel.batch_spin.isEnabled()
 
 
 def test_adam_l2_beside_adamw_effective_decay(panel, qtbot):

@@ -1,0 +1,125 @@
+"""Clouds of starts in the 2D view: the Run group's controls, heads and fading trails, diverged particles,
+the batch-size control of data-set objectives, and a history that stays bounded however long a cloud runs."""
+import numpy as np
+import pytest
+
+from engine.config import OptimizerConfig
+from engine.landscape import LandscapeConfig, LandscapeFrame, StartsConfig
+
+
+@pytest.fixture
+def panel(qtbot):
+    from gui.app import configure
+    from gui.landscape_panel import LandscapePanel
+    configure()
+    p = LandscapePanel()
+    qtbot.addWidget(p)
+    p.resize(1100, 700)
+    p.show()
+    yield p
+    p.shutdown()
+
+
+def _frames(k, n, steps, start=0, dead=None):
+    rng = np.random.default_rng(start)
+    pos = rng.uniform(-1, 1, (k, n, 2))
+    out = []
+    for t in range(start, start + steps):
+        pos = pos + 0.01 * rng.normal(size=pos.shape)
+        diverged = np.full((k, n), -1, dtype=np.int64)
+        if dead is not None:
+            diverged[dead] = 0
+        out.append(LandscapeFrame(step=t, xy=pos, loss=rng.random((k, n)) + 0.1, grad=rng.normal(size=(k, n, 2)),
+                                  lr=np.full(k, 0.01), diverged_at=diverged, evals=np.full(k, t + 1)))
+    return out
+
+
+def test_a_disc_cloud_of_200_runs_with_heads_and_fading_trails(panel, qtbot):
+    from gui.landscape_panel import TRAIL_BANDS
+    cfg = LandscapeConfig(function="himmelblau", starts=StartsConfig("disc", 200, 0.5), steps=50,
+                          optimizers=(OptimizerConfig("adam", {"lr": 0.05}), OptimizerConfig("momentum", {"lr": 0.01})))
+    panel.set_config(cfg)
+    assert panel.starts_kind.currentData() == "disc" and panel.starts_count.value() == 200
+    assert not panel.starts_radius.isHidden() and not panel.starts_count.isHidden()
+    for _ in range(6):
+        panel.single_step()
+    h = panel.history
+    assert h.n == 200 and len(h.steps) == 6
+    for j in range(2):
+        x, y = panel.heads[j].getData()
+        assert len(x) == 200
+        np.testing.assert_allclose(np.c_[x, y], h.last.xy[j])
+    assert len(panel.trails) == 2 and all(len(bands) == TRAIL_BANDS for bands in panel.trails)
+    for bands in panel.trails:
+        drawn = [np.isfinite(b.getData()[0]).sum() for b in bands if b.getData()[0] is not None]
+        assert sum(drawn) >= 200 * 6  # every particle's 6 positions, shared band ends counted twice
+    # older bands fainter
+    alphas = [b.opts["pen"].color().alpha() for b in panel.trails[0]]
+    assert alphas == sorted(alphas) and alphas[0] < alphas[-1]
+    # a point start again: one path per optimiser, no trails
+    panel.starts_kind.setCurrentIndex(panel.starts_kind.findData("point"))
+    assert panel.starts_count.isHidden() and panel.config().starts.count == 1
+    panel.reset()  # a running race keeps its settings; the next one takes the new ones
+    panel.single_step()
+    assert panel.trails == [] and len(panel.heads[0].getData()[0]) == 1
+
+
+def test_diverged_particles_are_drawn_with_the_diverged_symbol(panel):
+    from gui.landscape_panel import RaceHistory
+    from gui.style import DIVERGED_SYMBOL
+    panel.run_configs = panel.optimizers.enabled_configs()
+    k = len(panel.run_configs)
+    panel._make_items(k, 30)
+    panel.history = RaceHistory(k, 30)
+    dead = (np.zeros((k, 30), bool))
+    dead[0, :3] = True
+    for f in _frames(k, 30, 3):
+        panel.history.add([f])
+        panel.redraw()
+    assert len(panel.heads[0].getData()[0]) == 30
+    panel.history.add(_frames(k, 30, 1, start=3, dead=dead))
+    panel.redraw()
+    symbols = list(panel.heads[0].data["symbol"])
+    assert symbols[:3] == [DIVERGED_SYMBOL] * 3 and DIVERGED_SYMBOL not in symbols[3:]
+    np.testing.assert_allclose(panel.heads[1].getData()[0], panel.history.last.xy[1, :, 0])
+
+
+def test_batch_size_control_is_for_data_set_objectives_only(panel, qtbot):
+    assert panel.function.name == "rosenbrock"
+    assert panel.batch_spin.isHidden() and not panel.batch_spin.isEnabled()
+    assert panel.batch_spin.toolTip() and panel.starts_kind.toolTip() and panel.starts_count.toolTip()
+    panel.function_combo.setCurrentIndex(panel.function_combo.findData("linear_regression"))
+    assert not panel.batch_spin.isHidden() and panel.batch_spin.isEnabled()
+    panel.batch_spin.setValue(32)
+    cfg = panel.config()
+    assert cfg.function == "linear_regression" and cfg.batch_size == 32
+    cfg.validate()
+    panel.single_step()
+    panel.single_step()
+    assert len(panel.history.steps) == 2
+    panel.function_combo.setCurrentIndex(panel.function_combo.findData("beale"))
+    assert panel.batch_spin.isHidden() and panel.config().batch_size == 0
+
+
+def test_a_cloud_history_stays_bounded(panel):
+    from gui.landscape_panel import MAX_TRAIL_TRAJECTORIES, TRAIL_STEPS, RaceHistory
+    k, n = 3, 400
+    panel.run_configs = panel.optimizers.enabled_configs()[:k]
+    panel._make_items(k, n)
+    panel.history = h = RaceHistory(k, n)
+    frames = _frames(k, n, 3000)
+    h.add(frames[:1000])
+    panel.redraw()
+    early = h.nbytes()
+    for a in range(1000, 3000, 100):
+        h.add(frames[a:a + 100])
+        panel.redraw()
+    assert len(h.steps) == 3000
+    assert h.trail().shape == (TRAIL_STEPS + 1, k, min(n, MAX_TRAIL_TRAJECTORIES), 2)
+    np.testing.assert_allclose(h.trail()[-1], frames[-1].xy, rtol=1e-6)
+    np.testing.assert_allclose(h.trail()[0], frames[-1 - TRAIL_STEPS].xy, rtol=1e-6)
+    # only per-step means (and the first trajectory) grow: far less than the k x n x 2 a whole cloud would
+    whole_cloud = 2000 * k * n * 2 * 8
+    assert h.nbytes() - early < whole_cloud / 20
+    # the export still has the curves and the first trajectory
+    assert h.xy.view.shape == (3000, k, 1, 2) and h.loss.view.shape == (3000, k)
