@@ -16,6 +16,9 @@ from .registry import ConfigError
 EPILOG = """examples:
   python main.py run landscape --function rosenbrock --optimizer gd:lr=0.001 --optimizer adam:lr=0.05 --out runs/race
   python main.py run mnist --optimizer adam:lr=0.001 --epochs 3 --out runs/mnist
+  python main.py run my-session.json --out runs/again        # a session saved by the window, or a preset name
+  python main.py render momentum_ravine --video ravine.mp4 --csv runs/ravine
+  python main.py presets
   python main.py list
 """
 
@@ -134,44 +137,100 @@ def run_landscape_cmd(args) -> int:
 
 
 def run_mnist_cmd(args) -> int:
-    from .training import EvalPoint, RunSummary, TrainConfig, TrainStep, run_training
+    from .lr_range import LRRangeConfig, RangeResult
+    from .training import EvalPoint, RunSummary, TrainConfig
+    from .training_process import Job, JobFailed, RangeBlock, StepBlock, run_jobs_inline
 
-    name, params = parse_named(args.optimizer or "adam:lr=0.001", "optimizer")
-    if args.weight_decay is not None:
-        params["weight_decay"] = args.weight_decay
-    cfg = TrainConfig(dataset=args.dataset, dataset_path=args.data_path or "", train_size=args.train_size,
-                      val_fraction=args.val_fraction, model=args.model,
-                      model_params=parse_named(f"m:{args.model_params}", "model_params")[1] if args.model_params else {},
-                      optimizer=OptimizerConfig(name, params, _schedule(args)), epochs=args.epochs,
-                      batch_size=args.batch_size, label_smoothing=args.label_smoothing,
-                      early_stopping=args.patience, augment=args.augment, seed=args.seed)
-    if args.dropout is not None:
-        cfg = TrainConfig(**{**cfg.__dict__, "model_params": {**cfg.model_params, "dropout": args.dropout}})
-    cfg.validate()
+    dropout_values: tuple[float, ...] = ()
+    if args.dropout:
+        try:
+            dropout_values = tuple(float(v) for v in args.dropout.replace(";", ",").split(",") if v.strip())
+        except ValueError:
+            raise ConfigError("dropout", f"expected a number or numbers separated by commas, got {args.dropout!r}")
+    model_params = parse_named(f"m:{args.model_params}", "model_params")[1] if args.model_params else {}
+    if len(dropout_values) == 1:
+        model_params["dropout"] = dropout_values[0]
+    dataset_params = {"which": args.which} if args.dataset == "download" else {}
+    configs = []
+    for text in args.optimizer or ["adam:lr=0.001"]:
+        name, params = parse_named(text, "optimizer")
+        if args.weight_decay is not None:
+            params["weight_decay"] = args.weight_decay
+        cfg = TrainConfig(dataset=args.dataset, dataset_path=args.data_path or "", dataset_params=dataset_params,
+                          train_size=args.train_size, val_fraction=args.val_fraction, model=args.model,
+                          model_params=dict(model_params), optimizer=OptimizerConfig(name, params, _schedule(args)),
+                          epochs=args.epochs, batch_size=args.batch_size, label_smoothing=args.label_smoothing,
+                          early_stopping=args.patience, eval_every=args.eval_every, augment=args.augment,
+                          seed=args.seed, dropout_per_layer=dropout_values if len(dropout_values) > 1 else (),
+                          label=text if len(args.optimizer or []) > 1 else "")
+        cfg.validate()
+        configs.append(cfg)
     out = Path(args.out)
-    steps, evals, summary = [], [], None
     started = time.perf_counter()
-    for record in run_training(cfg):
-        if isinstance(record, TrainStep):
-            steps.append([record.step, record.epoch, record.loss, record.lr, record.grad_norm])
-        elif isinstance(record, EvalPoint):
-            evals.append([record.step, record.epoch, record.train_loss, record.train_acc, record.val_loss,
-                          record.val_acc, record.train_loss_dropout, record.patience_count])
-            _progress(int(math.ceil(record.epoch)), cfg.epochs, started,
-                      f"val acc {record.val_acc:.1%} val loss {record.val_loss:.4f}")
-        elif isinstance(record, RunSummary):
-            summary = record
-    _write_csv(out / "steps.csv", ["step", "epoch", "loss", "lr", "grad_norm"], steps)
-    _write_csv(out / "evals.csv", ["step", "epoch", "train_loss", "train_acc", "val_loss", "val_acc",
-                                   "train_loss_dropout", "patience_count"], evals)
-    (out / "summary.json").write_text(json.dumps({"training": cfg.to_dict(), "summary": summary.__dict__}, indent=2))
-    msg = f"best val acc {summary.best_val_acc:.2%} at epoch {summary.best_epoch:.2f}"
-    if summary.test_acc is not None:
-        msg += f", test acc {summary.test_acc:.2%}"
-    if summary.stopped_early:
-        msg += ", stopped early (best weights restored)"
-    print(msg)
-    print(f"wrote {out / 'steps.csv'} and {out / 'evals.csv'}")
+    if args.lr_range:
+        rcfg = LRRangeConfig(args.lr_start, args.lr_end, args.lr_steps).validate()
+        rows, result = [], None
+        for _, item in run_jobs_inline([Job(configs[0], "lr_range", rcfg)]):
+            if isinstance(item, RangeBlock):
+                rows += [[int(s), float(lr), float(loss), float(sm)]
+                         for s, lr, loss, sm in zip(item.step, item.lr, item.loss, item.smoothed)]
+            elif isinstance(item, RangeResult):
+                result = item
+            elif isinstance(item, JobFailed):
+                raise ConfigError(item.field or "lr range", item.message)
+        _write_csv(out / "lr_range.csv", ["step", "lr", "loss", "smoothed_loss"], rows)
+        print(f"suggested learning rate {result.suggested_lr:.3g} (rate at the minimum / 10: {result.min_over_10:.3g}); "
+              f"{result.reason}")
+        print(f"wrote {out / 'lr_range.csv'}")
+        return 0
+
+    several = len(configs) > 1
+    steps, layers, evals, summaries = [], [], [], {}
+    failures = []
+
+    def take(items) -> None:
+        for k, item in items:
+            run = configs[k].display_label
+            pre = [run] if several else []
+            if isinstance(item, StepBlock):
+                steps.extend(pre + [int(s), float(e), float(lo), float(lr), float(g)]
+                             for s, e, lo, lr, g in zip(item.step, item.epoch, item.loss, item.lr, item.grad_norm))
+                for row, s in enumerate(item.layer_step):
+                    for j, name in enumerate(item.layer_names):
+                        layers.append(pre + [int(s), name, float(item.layer_grad[row, j]),
+                                             float(item.layer_weight[row, j]), float(item.update_ratio[row, j])])
+            elif isinstance(item, EvalPoint):
+                evals.append(pre + [item.step, item.epoch, item.train_loss, item.train_acc, item.val_loss,
+                                    item.val_acc, item.train_loss_dropout, item.patience_count, item.lr])
+                if not several:
+                    _progress(int(math.ceil(item.epoch)), configs[0].epochs, started,
+                              f"val acc {item.val_acc:.1%} val loss {item.val_loss:.4f}")
+            elif isinstance(item, RunSummary):
+                summaries[k] = item
+            elif isinstance(item, JobFailed):
+                failures.append(f"{run}: {item.message}")
+
+    run_jobs_inline([Job(c) for c in configs], on_items=take)
+    if failures:
+        raise ConfigError("mnist", "; ".join(failures))
+    head = ["run"] if several else []
+    _write_csv(out / "steps.csv", head + ["step", "epoch", "loss", "lr", "grad_norm"], steps)
+    _write_csv(out / "layers.csv", head + ["step", "layer", "grad_norm", "weight_norm", "update_ratio"], layers)
+    _write_csv(out / "evals.csv", head + ["step", "epoch", "train_loss", "train_acc", "val_loss", "val_acc",
+                                          "train_loss_dropout", "patience_count", "lr"], evals)
+    runs = [{"training": c.to_dict(), "summary": summaries[k].__dict__} for k, c in enumerate(configs)]
+    (out / "summary.json").write_text(json.dumps(runs[0] if not several else {"runs": runs}, indent=2, default=str))
+    for k, cfg in enumerate(configs):
+        s = summaries[k]
+        msg = f"best val acc {s.best_val_acc:.2%} at epoch {s.best_epoch:.2f}"
+        if s.test_acc is not None:
+            msg += f", test acc {s.test_acc:.2%}"
+        if s.stopped_early:
+            msg += ", stopped early (best weights restored)"
+        if s.diverged:
+            msg += f", diverged at step {s.diverged_at}"
+        print(f"{cfg.display_label}: {msg}" if several else msg)
+    print(f"wrote {out / 'steps.csv'}, {out / 'layers.csv'} and {out / 'evals.csv'}")
     return 0
 
 
@@ -218,32 +277,41 @@ def build_parser() -> argparse.ArgumentParser:
     common(land)
     land.set_defaults(func=run_landscape_cmd)
 
-    mn = kinds.add_parser("mnist", help="train a network on digits")
-    mn.add_argument("--optimizer", help="name[:key=value,...], default adam:lr=0.001")
-    mn.add_argument("--model", default="mlp")
+    mn = kinds.add_parser("mnist", help="train networks on digits (several --optimizer: compared side by side)")
+    mn.add_argument("--optimizer", action="append",
+                    help="name[:key=value,...], default adam:lr=0.001; repeat to compare runs that differ only there")
+    mn.add_argument("--model", default="mlp", help="mlp or cnn")
     mn.add_argument("--model-params", default="", help="key=value,... e.g. hidden=256,depth=2")
-    mn.add_argument("--dropout", type=float)
+    mn.add_argument("--dropout", help="a probability, or one per dropout layer: 0.1,0.5")
     mn.add_argument("--weight-decay", type=float)
     mn.add_argument("--label-smoothing", type=float, default=0.0)
     mn.add_argument("--patience", type=int, default=0, help="early stopping patience in evaluations (0 = off)")
     mn.add_argument("--augment", action="store_true", help="random shifts and rotations")
     mn.add_argument("--epochs", type=int, default=3)
     mn.add_argument("--batch-size", type=int, default=64)
+    mn.add_argument("--eval-every", type=int, default=0, help="steps between evaluations (0 = each epoch)")
     mn.add_argument("--train-size", type=int, default=0)
     mn.add_argument("--val-fraction", type=float, default=0.2)
-    mn.add_argument("--dataset", default="bundled", help="bundled, folder, fashion_debian, download")
-    mn.add_argument("--data-path", help="folder for --dataset folder")
+    mn.add_argument("--dataset", default="bundled", help="bundled, idx_folder, fashion_debian or download")
+    mn.add_argument("--data-path", help="folder for --dataset idx_folder (or a torchvision root)")
+    mn.add_argument("--which", default="mnist", choices=("mnist", "fashion"), help="for --dataset download")
+    mn.add_argument("--lr-range", action="store_true",
+                    help="run a learning-rate range test of the (first) optimiser instead: writes lr_range.csv")
+    mn.add_argument("--lr-start", type=float, default=1e-6, help="range test: first rate")
+    mn.add_argument("--lr-end", type=float, default=1.0, help="range test: last rate")
+    mn.add_argument("--lr-steps", type=int, default=200, help="range test: steps")
     common(mn)
     mn.set_defaults(func=run_mnist_cmd)
 
     ls = sub.add_parser("list", help="list functions, optimisers, schedules and models")
     ls.set_defaults(func=list_cmd)
+    add_session_commands(sub, kinds)
     return parser
 
 
 def run_cli(argv: list[str]) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(session_argv(argv))
     if args.version:
         from .versions import version_text
         print(version_text())
@@ -256,6 +324,117 @@ def run_cli(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+# ---- sessions: `run SESSION`, `render`, `presets` ------------------------------------------------------
+
+def session_argv(argv: list[str]) -> list[str]:
+    """``run FILE.json ...`` (or ``run PRESET ...``) means ``run session FILE.json ...``."""
+    argv = list(argv)
+    if len(argv) >= 2 and argv[0] == "run" and argv[1] not in ("landscape", "mnist", "session") \
+            and not argv[1].startswith("-"):
+        argv.insert(1, "session")
+    return argv
+
+
+def add_session_commands(sub, kinds) -> None:
+    se = kinds.add_parser("session", help="repeat (or scale up) a session saved by the window, or a preset",
+                          description="Runs the session's view headless and writes the same CSVs as `render`. "
+                                      "Flags override the session: --steps, --epochs, --seed, --train-size.")
+    se.add_argument("session", help="a session file (.json) or a preset name (python main.py presets)")
+    se.add_argument("--view", choices=["landscape", "mnist"], help="which part to run (default: the session's view)")
+    se.add_argument("--steps", type=int, help="2D: number of steps")
+    se.add_argument("--epochs", type=int, help="MNIST: epochs of every run")
+    se.add_argument("--train-size", type=int, help="MNIST: training digits of every run (0: all)")
+    se.add_argument("--seed", type=int, help="seed (2D run, or every MNIST run)")
+    se.add_argument("--out", default="optiscope-run", help="output folder (created)")
+    se.add_argument("--quiet", action="store_true", help="no progress bar")
+    se.set_defaults(func=run_session_cmd)
+
+    from .render import add_render_arguments
+    rd = sub.add_parser("render", help="render a session to a video (MP4/GIF) and/or CSVs, without a screen",
+                        description="Frame i shows the run after exactly i x steps-per-frame steps, whatever the "
+                                    "machine's speed. CSVs hold the whole run and are identical from one render "
+                                    "to the next.")
+    add_render_arguments(rd)
+    rd.set_defaults(func=render_cmd)
+
+    pr = sub.add_parser("presets", help="list the shipped presets by syllabus topic")
+    pr.add_argument("--captions", action="store_true", help="print each preset's two-line caption")
+    pr.set_defaults(func=presets_cmd)
+
+
+def _session_overrides(session, args):
+    if args.steps is not None:
+        session = session.with_landscape(steps=args.steps)
+    runs = {}
+    if args.epochs is not None:
+        runs["epochs"] = args.epochs
+    if args.train_size is not None:
+        runs["train_size"] = args.train_size
+    if args.seed is not None:
+        session = session.with_landscape(seed=args.seed)
+        runs["seed"] = args.seed
+    if runs:
+        session = session.with_runs(**runs)
+    return session
+
+
+def run_session_cmd(args) -> int:
+    from .presets import resolve_session
+    from .render import Progress, estimated_total, run_session
+
+    session = _session_overrides(resolve_session(args.session), args)
+    view = args.view or session.view
+    total = estimated_total(session, view)
+    bar = Progress(total, "run", enabled=not args.quiet)
+    files = run_session(session, args.out, view=view, progress=lambda done, extra: bar(done, extra))
+    bar(total)
+    for f in files:
+        print(f"wrote {f}")
+    return 0
+
+
+def render_cmd(args) -> int:
+    """CSVs only: here, without Qt. With --video: in a process of its own that runs Qt offscreen (the
+    engine never imports Qt); it checks the session and flags itself (refusals exit 2 with the field
+    named, as here) and writes the CSVs too, so both come from one pass."""
+    import os
+    import subprocess
+
+    from .paths import ROOT
+    from .render import check_render_args, render_argv
+
+    check_render_args(args)
+    if args.video is None:
+        from .render import Progress, estimated_total, run_session, session_for_args
+        session = session_for_args(args)
+        view = args.view or session.view
+        bar = Progress(estimated_total(session, view), "render", enabled=not args.quiet)
+        for f in run_session(session, args.csv, view=view, progress=lambda done, extra: bar(done, extra)):
+            print(f"wrote {f}")
+        return 0
+    env = dict(os.environ)
+    env["QT_QPA_PLATFORM"] = "offscreen"  # no screen needed, whatever the machine has
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    proc = subprocess.run([sys.executable, "-m", "gui.recording", *render_argv(args)], env=env)
+    return proc.returncode
+
+
+def presets_cmd(args) -> int:
+    from .presets import presets_by_topic
+    for topic, presets in presets_by_topic():
+        print(f"{topic}:")
+        for p in presets:
+            print(f"  {p.name:34s} {p.title}")
+            if args.captions:
+                for line in p.caption.split("\n"):
+                    print(f"  {'':34s}   {line}")
+    print("\nrun one: python main.py render NAME --video clip.mp4   or   python main.py run NAME --out DIR")
+    return 0

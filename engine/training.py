@@ -1,8 +1,15 @@
 """Training a small network on digits: a generator of per-step and per-evaluation records.
 
 The loop is the one a user would write (zero_grad -> backward -> step -> schedule), instrumented:
-gradient and weight norms per layer, the update-to-weight ratio, train/validation metrics,
-early stopping with the best weights restored.
+the global gradient norm every step; gradient and weight norms per layer and the update-to-weight
+ratio every ``layer_stats_every`` steps; train/validation metrics at each evaluation; early stopping
+with the best weights restored; a non-finite loss or gradient ends the run as "diverged" with the
+last finite weights kept.
+
+Runs are independent of one another even when their generators are interleaved in one process:
+each run draws its dropout masks from its own random stream (seeded by ``seed``), its batches from
+its own generator, and puts the caller's global random state back between steps. Runs that share
+a seed start from the same weights, see the same batches and the same dropout masks.
 """
 from __future__ import annotations
 
@@ -18,11 +25,25 @@ import torch
 from torch import nn
 
 from .config import OptimizerConfig, _check_keys, _params, _typed
-from .datasets import DigitData, load_source, split_train_val, to_tensors
+from .datasets import DATASETS, DigitData, load_source, split_train_val, to_tensors
 from .models import MODELS
 from .optimizers import OPTIMIZERS
-from .registry import ConfigError
+from .registry import ConfigError, resolve_params
 from .schedules import SCHEDULES, make_schedule
+
+MAX_DROPOUT = 0.95
+
+
+def _float_tuple(data: Mapping[str, Any], key: str, where: str) -> tuple[float, ...]:
+    value = data.get(key, ())
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where}.{key}", f"expected a list of numbers, got {type(value).__name__} {value!r}")
+    out = []
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"{where}.{key}[{i}]", f"expected a number, got {v!r}")
+        out.append(float(v))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -42,10 +63,21 @@ class TrainConfig:
     augment: bool = False
     seed: int = 0
     label: str = ""
+    # --- added later; every one has a default so that older JSON still loads ---
+    dataset_params: dict[str, Any] = field(default_factory=dict)  # e.g. {"which": "fashion"} for "download"
+    # One dropout probability per dropout layer of the model, in order (empty: the model's own setting).
+    dropout_per_layer: tuple[float, ...] = ()
+    # Training digits scored in eval mode at each evaluation: a fixed sample, so that the train curve
+    # costs a small share of the training; 0: automatic (a twelfth of the training digits, 256 to 2,000).
+    train_eval_size: int = 0
+    # Per-layer gradient/weight norms and update ratios every this many steps (the global gradient
+    # norm, loss and rate are recorded every step); 0: about 10 times per epoch.
+    layer_stats_every: int = 0  # 0: about 10 times per epoch (see layer_stats_interval)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["optimizer"] = self.optimizer.to_dict()
+        d["dropout_per_layer"] = list(self.dropout_per_layer)
         return d
 
     @classmethod
@@ -68,6 +100,10 @@ class TrainConfig:
             augment=_typed(data, "augment", bool, where, False),
             seed=_typed(data, "seed", int, where, 0),
             label=_typed(data, "label", str, where, ""),
+            dataset_params=_params({"params": data.get("dataset_params", {})}, f"{where}.dataset_params"),
+            dropout_per_layer=_float_tuple(data, "dropout_per_layer", where),
+            train_eval_size=_typed(data, "train_eval_size", int, where, 0),
+            layer_stats_every=_typed(data, "layer_stats_every", int, where, 0),
         )
         cfg.validate()
         return cfg
@@ -87,13 +123,50 @@ class TrainConfig:
             raise ConfigError("train_size", f"must be 0 (all) or more, got {self.train_size}")
         if not 0.0 < self.val_fraction <= 0.9:
             raise ConfigError("val_fraction", f"must be in (0, 0.9], got {self.val_fraction}")
-        MODELS.get(self.model).build(self.model_params)  # validates the model's settings
+        if self.train_eval_size < 0:
+            raise ConfigError("train_eval_size", f"must be 0 (automatic) or more, got {self.train_eval_size}")
+        if not 0 <= self.layer_stats_every <= 1_000_000:
+            raise ConfigError("layer_stats_every", f"must be 0 (automatic) or more, got {self.layer_stats_every}")
+        spec = DATASETS.get(self.dataset)
+        resolve_params(spec.params, self.dataset_params, f"dataset {self.dataset}")
+        model = _quiet_build(self.model, self.model_params)  # validates the model's settings
+        _check_dropouts(model, self.dropout_per_layer)
         OPTIMIZERS.get(self.optimizer.name).resolve(self.optimizer.params)
         SCHEDULES.get(self.optimizer.schedule.name)
 
     @property
     def display_label(self) -> str:
-        return self.label or OPTIMIZERS.get(self.optimizer.name).label
+        return self.label or self.optimizer.label or OPTIMIZERS.get(self.optimizer.name).label
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _quiet_build(name: str, params: Mapping[str, Any] | None) -> nn.Module:
+    """Build a model (to validate settings or count layers) without touching the global random state."""
+    with torch.random.fork_rng(devices=[]):
+        return MODELS.get(name).build(params)
+
+
+def _dropout_layers(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+
+
+def _check_dropouts(model: nn.Module, values: tuple[float, ...]) -> None:
+    if not values:
+        return
+    layers = _dropout_layers(model)
+    if len(values) != len(layers):
+        raise ConfigError("dropout_per_layer", f"the model has {len(layers)} dropout layer(s), "
+                                               f"got {len(values)} value(s)")
+    for i, p in enumerate(values):
+        if not (math.isfinite(p) and 0.0 <= p <= MAX_DROPOUT):
+            raise ConfigError(f"dropout_per_layer[{i}]", f"must be between 0 and {MAX_DROPOUT:g}, got {p:g}")
+
+
+def dropout_layer_count(model_name: str, model_params: Mapping[str, Any] | None = None) -> int:
+    """How many dropout layers the model has (what ``dropout_per_layer`` must match)."""
+    return len(_dropout_layers(_quiet_build(model_name, model_params)))
 
 
 @dataclass(frozen=True)
@@ -104,17 +177,22 @@ class TrainStep:
     lr: float  # rate used by this step's update
     grad_norm: float  # global L2 norm of the gradient
     layer_names: tuple[str, ...]
+    # Per layer (weights of dim > 1), on steps where layer statistics are taken; empty arrays otherwise.
     layer_grad_norms: np.ndarray
-    layer_weight_norms: np.ndarray
+    layer_weight_norms: np.ndarray  # after the update
     update_ratios: np.ndarray  # ||delta w|| / ||w|| per layer for this step
     elapsed: float
+
+    @property
+    def has_layer_stats(self) -> bool:
+        return len(self.layer_grad_norms) > 0
 
 
 @dataclass(frozen=True)
 class EvalPoint:
     step: int
     epoch: float
-    train_loss: float  # eval mode (dropout off) on the training split
+    train_loss: float  # eval mode (dropout off) on (a fixed sample of) the training split
     train_acc: float
     val_loss: float
     val_acc: float
@@ -144,6 +222,14 @@ class RunSummary:
     stopped_early: bool
     restored_best: bool
     wall_time: float
+    diverged_at: int = -1  # step whose loss or gradient was not finite; -1: never
+    final_train_acc: float = math.nan
+    final_val_acc: float = math.nan
+    best_eval: int = -1  # index of the best evaluation among the run's EvalPoints
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_at >= 0
 
 
 Record = TrainStep | EvalPoint | RunSummary
@@ -169,8 +255,13 @@ class PreparedData:
     name: str
 
 
+def load_data(cfg: TrainConfig) -> DigitData:
+    """The digits ``cfg`` names (no split yet)."""
+    return load_source(cfg.dataset, cfg.dataset_path or None, **cfg.dataset_params)
+
+
 def prepare_data(cfg: TrainConfig, data: DigitData | None = None) -> PreparedData:
-    data = data if data is not None else load_source(cfg.dataset, cfg.dataset_path)
+    data = data if data is not None else load_data(cfg)
     train_idx, val_idx = split_train_val(data.train_labels, cfg.val_fraction, cfg.seed, train_size=cfg.train_size)
     x, y = to_tensors(data.train_images, data.train_labels, kind=data.kind)
     xt = yt = None
@@ -179,16 +270,28 @@ def prepare_data(cfg: TrainConfig, data: DigitData | None = None) -> PreparedDat
     return PreparedData(x[train_idx], y[train_idx], x[val_idx], y[val_idx], xt, yt, data.name)
 
 
+def data_key(cfg: TrainConfig) -> tuple:
+    """Configs with equal keys get equal prepared data (so it can be loaded once and shared)."""
+    return (cfg.dataset, cfg.dataset_path, tuple(sorted(cfg.dataset_params.items())), cfg.train_size,
+            cfg.val_fraction, cfg.seed)
+
+
 def build_model(cfg: TrainConfig) -> nn.Module:
     """Seeded initial weights: runs that share a seed start from the same network."""
-    torch.manual_seed(cfg.seed)
-    return MODELS.get(cfg.model).build(cfg.model_params)
+    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+        torch.manual_seed(cfg.seed)
+        model = MODELS.get(cfg.model).build(cfg.model_params)
+    if cfg.dropout_per_layer:
+        _check_dropouts(model, cfg.dropout_per_layer)
+        for layer, p in zip(_dropout_layers(model), cfg.dropout_per_layer):
+            layer.p = p
+    return model
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module, batch: int = 2048
-             ) -> tuple[float, float, np.ndarray]:
-    """(mean loss, accuracy, max-softmax confidences) in eval mode."""
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module, batch: int = 2048,
+             confidences: bool = True) -> tuple[float, float, np.ndarray]:
+    """(mean loss, accuracy, max-softmax confidences) in eval mode (confidences empty when not asked for)."""
     was_training = model.training
     model.eval()
     total, correct, conf = 0.0, 0, []
@@ -196,7 +299,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Mod
         logits = model(x[i:i + batch])
         total += float(loss_fn(logits, y[i:i + batch])) * len(logits)
         correct += int((logits.argmax(1) == y[i:i + batch]).sum())
-        conf.append(torch.softmax(logits, 1).amax(1).numpy())
+        if confidences:
+            conf.append(torch.softmax(logits, 1).amax(1).numpy())
     model.train(was_training)
     n = max(len(x), 1)
     return total / n, correct / n, np.concatenate(conf) if conf else np.zeros(0)
@@ -215,6 +319,38 @@ def _augment(xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.nn.functional.grid_sample(xb - background, grid, align_corners=False) + background
 
 
+_EMPTY = np.zeros(0)
+
+
+class _OwnRandom:
+    """A run's own global-RNG stream (dropout masks), swapped in around its steps.
+
+    Interleaved runs in one process would otherwise share torch's global generator, and a run's
+    dropout masks would depend on what ran beside it. The caller's state is put back afterwards.
+    """
+
+    def __init__(self, seed: int, needed: bool):
+        self.needed = needed
+        self.state = torch.Generator().manual_seed(seed * 7919 + 17).get_state() if needed else None
+        self.outer: torch.Tensor | None = None
+
+    def __enter__(self) -> None:
+        if self.needed:
+            self.outer = torch.get_rng_state()
+            torch.set_rng_state(self.state)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.needed:
+            self.state = torch.get_rng_state()
+            torch.set_rng_state(self.outer)
+
+
+def steps_per_epoch(cfg: TrainConfig, n_train: int) -> tuple[int, int]:
+    """(batch size used, steps per epoch) for ``n_train`` training digits (GD takes them all at once)."""
+    batch = n_train if cfg.optimizer.name == "gd" else min(cfg.batch_size, n_train)
+    return batch, math.ceil(n_train / batch)
+
+
 def run_training(cfg: TrainConfig, data: PreparedData | None = None, model: nn.Module | None = None
                  ) -> Iterator[Record]:
     """TrainStep per update, EvalPoint per evaluation, one RunSummary at the end.
@@ -228,62 +364,98 @@ def run_training(cfg: TrainConfig, data: PreparedData | None = None, model: nn.M
     spec = OPTIMIZERS.get(cfg.optimizer.name)
     optimizer = spec.build(model.parameters(), cfg.optimizer.params)
     n_train = len(data.x_train)
-    batch = n_train if cfg.optimizer.name == "gd" else min(cfg.batch_size, n_train)
-    steps_per_epoch = math.ceil(n_train / batch)
-    total_steps = cfg.epochs * steps_per_epoch
-    schedule = make_schedule(optimizer, cfg.optimizer.schedule, total_steps)
-    on_metric = SCHEDULES.get(cfg.optimizer.schedule.name).needs_metric
-    eval_every = cfg.eval_every or steps_per_epoch
+    if n_train == 0 or len(data.x_val) == 0:
+        raise ConfigError("train_size", f"needs digits to train on and to validate with, got {n_train} and "
+                                        f"{len(data.x_val)}")
+    batch, per_epoch = steps_per_epoch(cfg, n_train)
+    total_steps = cfg.epochs * per_epoch
+    sched_cfg = cfg.optimizer.schedule
+    schedule = make_schedule(optimizer, sched_cfg, total_steps)
+    on_metric = SCHEDULES.get(sched_cfg.name).needs_metric
+    # A constant rate without warmup: torch's LambdaLR(1.0) would change nothing, so it is not stepped.
+    fixed_rate = sched_cfg.name == "constant" and schedule.warmup_steps == 0
+    eval_every = cfg.eval_every or per_epoch
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    eval_loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     gen = torch.Generator().manual_seed(cfg.seed)
     aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    rng = _OwnRandom(cfg.seed, any(m.p > 0 for m in _dropout_layers(model)))
+    params = [p for p in model.parameters() if p.requires_grad]
     named = [(name, p) for name, p in model.named_parameters() if p.dim() > 1]
     names = tuple(name.rsplit(".", 1)[0] for name, _ in named)
     weights = [p for _, p in named]
+    weight_pos = [next(k for k, q in enumerate(params) if q is w) for w in weights if w.requires_grad]
+    n_layers = len(weight_pos)
+    n_eval_train = train_eval_count(cfg, n_train)
+    x_eval_train, y_eval_train = data.x_train[:n_eval_train], data.y_train[:n_eval_train]
+    stats_every = layer_stats_interval(cfg, per_epoch)
 
-    best = (math.inf, -1, 0.0, 0.0)  # val loss, step, epoch, val acc
+    best = (math.inf, -1, 0.0, 0.0, -1)  # val loss, step, epoch, val acc, evaluation index
     best_state: dict[str, torch.Tensor] | None = None
-    since_best, running, running_n = 0, 0.0, 0
+    best_eval: EvalPoint | None = None
+    last_eval: EvalPoint | None = None
+    since_best, running, running_n, n_evals = 0, 0.0, 0, 0
     stopped_early = False
+    diverged_at = -1
     t0 = time.perf_counter()
     step = 0
     model.train()
     for epoch in range(cfg.epochs):
         order = torch.randperm(n_train, generator=gen)
-        for b in range(steps_per_epoch):
+        for b in range(per_epoch):
             idx = order[b * batch:(b + 1) * batch]
             xb, yb = data.x_train[idx], data.y_train[idx]
             if cfg.augment:
                 xb = _augment(xb, aug_gen)
             optimizer.zero_grad()
-            loss = loss_fn(model(xb), yb)
+            with rng:
+                loss = loss_fn(model(xb), yb)
             loss.backward()
+            stats = n_layers > 0 and step % stats_every == 0
             with torch.no_grad():
-                gnorms = torch.stack([p.grad.norm() for p in weights]) if weights else torch.zeros(0)
-                total_g = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in model.parameters()
-                                        if p.grad is not None))
-                before = [w.detach().clone() for w in weights]
+                grads = [p.grad if p.grad is not None else torch.zeros(1) for p in params]
+                # One fused call for every parameter's norm (what clip_grad_norm_ does), then the global norm.
+                norms = torch._foreach_norm(grads) if grads else []
+                total_g = float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+                if stats:
+                    gnorms = [norms[k] for k in weight_pos]
+                    before = torch._foreach_mul(weights, 1.0)  # a copy of every weight matrix
             lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            if not on_metric or schedule.steps_taken < schedule.warmup_steps:
-                schedule.step()
-            with torch.no_grad():
-                wnorms = torch.stack([w.norm() for w in weights]) if weights else torch.zeros(0)
-                ratios = torch.stack([(w - b0).norm() / (b0.norm() + 1e-12) for w, b0 in zip(weights, before)]
-                                     ) if weights else torch.zeros(0)
-            step += 1
             loss_value = float(loss.detach())
+            step += 1
+            epoch_done = epoch + (b + 1) / per_epoch
+            if not (math.isfinite(loss_value) and math.isfinite(total_g)):
+                # Divergence is data: record the step, keep the last finite weights, stop this run.
+                diverged_at = step
+                g = torch.stack(gnorms).numpy() if stats else _EMPTY
+                nan = np.full(len(g), np.nan)
+                yield TrainStep(step, epoch_done, loss_value, lr, total_g, names, g, nan, nan,
+                                time.perf_counter() - t0)
+                break
+            optimizer.step()
+            if not fixed_rate and (not on_metric or schedule.steps_taken < schedule.warmup_steps):
+                schedule.step()
+            if stats:
+                with torch.no_grad():
+                    before_n = torch._foreach_norm(before)
+                    torch._foreach_sub_(before, weights)  # now -(update)
+                    packed = torch.stack([*gnorms, *torch._foreach_norm(weights), *torch._foreach_norm(before),
+                                          *before_n]).numpy()
+                g_arr = packed[:n_layers]
+                w_arr = packed[n_layers:2 * n_layers]
+                r_arr = packed[2 * n_layers:3 * n_layers] / (packed[3 * n_layers:] + 1e-12)
+            else:
+                g_arr = w_arr = r_arr = _EMPTY
             running += loss_value
             running_n += 1
-            yield TrainStep(step, epoch + (b + 1) / steps_per_epoch, loss_value, lr, total_g, names,
-                            gnorms.numpy(), wnorms.numpy(), ratios.numpy(), time.perf_counter() - t0)
+            yield TrainStep(step, epoch_done, loss_value, lr, total_g, names, g_arr, w_arr, r_arr,
+                            time.perf_counter() - t0)
 
             if step % eval_every == 0 or step == total_steps:
-                tr_loss, tr_acc, _ = evaluate(model, data.x_train, data.y_train, eval_loss_fn)
-                va_loss, va_acc, conf = evaluate(model, data.x_val, data.y_val, eval_loss_fn)
-                if va_loss < best[0]:
-                    best = (va_loss, step, epoch + (b + 1) / steps_per_epoch, va_acc)
+                tr_loss, tr_acc, _ = evaluate(model, x_eval_train, y_eval_train, loss_fn, confidences=False)
+                va_loss, va_acc, conf = evaluate(model, data.x_val, data.y_val, loss_fn)
+                improved = va_loss < best[0]
+                if improved:
+                    best = (va_loss, step, epoch_done, va_acc, n_evals)
                     since_best = 0
                     if cfg.early_stopping:
                         best_state = copy.deepcopy(model.state_dict())
@@ -291,24 +463,49 @@ def run_training(cfg: TrainConfig, data: PreparedData | None = None, model: nn.M
                     since_best += 1
                 if on_metric and schedule.steps_taken >= schedule.warmup_steps:
                     schedule.step(va_loss)
-                yield EvalPoint(step, epoch + (b + 1) / steps_per_epoch, tr_loss, tr_acc, va_loss, va_acc,
-                                running / max(running_n, 1), best[1], best[0], since_best,
-                                optimizer.param_groups[0]["lr"], conf)
+                n_evals += 1
+                last_eval = EvalPoint(step, epoch_done, tr_loss, tr_acc, va_loss, va_acc,
+                                      running / max(running_n, 1), best[1], best[0], since_best,
+                                      optimizer.param_groups[0]["lr"], conf)
+                if improved:
+                    best_eval = last_eval
+                yield last_eval
                 running, running_n = 0.0, 0
                 if cfg.early_stopping and since_best >= cfg.early_stopping:
                     stopped_early = True
                     break
-        if stopped_early:
+        if stopped_early or diverged_at >= 0:
             break
 
     restored = False
     if best_state is not None and cfg.early_stopping:
         model.load_state_dict(best_state)
         restored = True
-    final_tr, _, _ = evaluate(model, data.x_train, data.y_train, eval_loss_fn)
-    final_va, _, _ = evaluate(model, data.x_val, data.y_val, eval_loss_fn)
+    # The final model's metrics on the same samples as the curves. They were measured already when the
+    # final weights are those of an evaluation (the last one, or the best one restored).
+    final = best_eval if restored else (last_eval if last_eval is not None and last_eval.step == step else None)
+    if final is not None:
+        final_tr, final_tr_acc, final_va, final_va_acc = final.train_loss, final.train_acc, final.val_loss, final.val_acc
+    else:
+        final_tr, final_tr_acc, _ = evaluate(model, x_eval_train, y_eval_train, loss_fn, confidences=False)
+        final_va, final_va_acc, _ = evaluate(model, data.x_val, data.y_val, loss_fn, confidences=False)
     test_loss = test_acc = None
     if data.x_test is not None:
-        test_loss, test_acc, _ = evaluate(model, data.x_test, data.y_test, eval_loss_fn)
+        test_loss, test_acc, _ = evaluate(model, data.x_test, data.y_test, loss_fn, confidences=False)
     yield RunSummary(step, best[3], best[0], best[2], best[1], final_tr, final_va, test_acc, test_loss,
-                     stopped_early, restored, time.perf_counter() - t0)
+                     stopped_early, restored, time.perf_counter() - t0, diverged_at, final_tr_acc, final_va_acc,
+                     best[4])
+
+
+def layer_stats_interval(cfg: TrainConfig, per_epoch: int) -> int:
+    """Steps between per-layer statistics: ``layer_stats_every``, or with 0 about 10 per epoch."""
+    if cfg.layer_stats_every:
+        return cfg.layer_stats_every
+    return max(1, round(per_epoch / 10))
+
+
+def train_eval_count(cfg: TrainConfig, n_train: int) -> int:
+    """Training digits scored at each evaluation: ``train_eval_size``, or with 0 a twelfth of them (256 to
+    2,000): evaluating a digit costs about a third of training on it, so this stays near 3% of an epoch."""
+    want = cfg.train_eval_size or min(2000, max(256, n_train // 12))
+    return min(n_train, want)

@@ -74,11 +74,30 @@ def main() -> int:
         window.close()
         return 0
     window.tabs.setCurrentIndex(1)
-    window.mnist.start()
-    pump(args.seconds * 3)
+    mnist = window.mnist
+
+    def pump_until(done, seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end and not done():
+            app.processEvents()
+            time.sleep(0.005)
+        pump(0.3)
+
+    mnist.start()  # the default lesson: four optimisers side by side in the training process
+    pump_until(lambda: not mnist.running(), args.seconds * 15)
     window.grab().save(str(out / "mnist.png"))
+    for index, name in ((1, "layers"), (2, "regularisers")):
+        mnist.plots.setCurrentIndex(index)
+        pump(0.5)
+        window.grab().save(str(out / f"mnist_{name}.png"))
+    mnist.plots.setCurrentIndex(3)
+    mnist.range_page.run_combo.setCurrentIndex(min(3, mnist.range_page.run_combo.count() - 1))
+    mnist.range_page.start_button.click()
+    pump_until(lambda: not mnist.running(), args.seconds * 10)
+    window.grab().save(str(out / "mnist_lr_range.png"))
+    mnist.plots.setCurrentIndex(0)
     window.close()
-    print(f"saved {out}/landscape.png and {out}/mnist.png")
+    print(f"saved {out}/landscape.png and {out}/mnist*.png")
     return 0
 
 

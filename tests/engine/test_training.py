@@ -130,3 +130,106 @@ def test_gd_uses_the_whole_training_split_each_step():
     cfg = TrainConfig(optimizer=OptimizerConfig("gd", {"lr": 0.5}), epochs=3, seed=0)
     steps = [r for r in run_training(cfg, data) if isinstance(r, TrainStep)]
     assert len(steps) == 3  # one full-batch step per epoch
+
+
+# ---- added with the MNIST studio: new settings, divergence, independence of interleaved runs ----
+
+def test_new_settings_have_defaults_and_older_json_still_loads():
+    old = {"dataset": "bundled", "optimizer": {"name": "adam", "params": {"lr": 0.001}}, "epochs": 2}
+    cfg = TrainConfig.from_dict(old)
+    assert cfg.dataset_params == {} and cfg.dropout_per_layer == () and cfg.train_eval_size == 0
+    assert cfg.layer_stats_every == 0
+    full = TrainConfig(dataset="download", dataset_params={"which": "fashion"}, model_params={"depth": 2},
+                       dropout_per_layer=(0.1, 0.5), train_eval_size=300, layer_stats_every=5, label="wide")
+    import json
+    assert TrainConfig.from_dict(json.loads(json.dumps(full.to_dict()))) == full
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"dropout_per_layer": (0.1, 0.2)}, "dropout_per_layer"),  # the default MLP has one dropout layer
+    ({"dropout_per_layer": (1.2,)}, "dropout_per_layer[0]"),
+    ({"dataset": "download", "dataset_params": {"which": "cifar"}}, "dataset download.which"),
+    ({"train_eval_size": -1}, "train_eval_size"), ({"layer_stats_every": -2}, "layer_stats_every"),
+])
+def test_new_settings_are_validated_with_the_field_named(kwargs, field):
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(**kwargs).validate()
+    assert err.value.field == field
+
+
+def test_dropout_per_layer_sets_each_dropout_layer():
+    cfg = TrainConfig(model_params={"depth": 3}, dropout_per_layer=(0.1, 0.3, 0.6))
+    model = build_model(cfg)
+    assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == [0.1, 0.3, 0.6]
+    cnn = build_model(TrainConfig(model="cnn", dropout_per_layer=(0.0, 0.5)))
+    assert [m.p for m in cnn.modules() if isinstance(m, torch.nn.Dropout)] == [0.0, 0.5]
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_step_and_keeps_its_last_finite_weights():
+    data = small_data()
+    cfg = TrainConfig(optimizer=OptimizerConfig("sgd", {"lr": 0.05}), epochs=5, batch_size=50, seed=0,
+                      model_params={"dropout": 0.0})
+    # A ReLU network's loss rarely overflows by itself (dead units cap it), so poison one digit, the one
+    # the 3rd batch of the first epoch draws: that step's loss and gradient are then not finite.
+    first_epoch = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(0))
+    x = data.x_train.clone()
+    x[first_epoch[120]] = float("inf")
+    data = PreparedData(x, data.y_train, data.x_val, data.y_val, None, None, "poisoned")
+    model = build_model(cfg)
+    records = list(run_training(cfg, data, model))
+    steps = [r for r in records if isinstance(r, TrainStep)]
+    summary = records[-1]
+    assert summary.diverged and summary.diverged_at == steps[-1].step == summary.steps == 3
+    assert not (np.isfinite(steps[-1].loss) and np.isfinite(steps[-1].grad_norm))
+    assert all(np.isfinite(s.loss) for s in steps[:-1])
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # the bad update was never applied
+
+
+def test_interleaved_runs_are_independent_of_each_other_dropout_included():
+    data = small_data()
+    a = TrainConfig(optimizer=OptimizerConfig("adam", {"lr": 1e-3}), epochs=2, batch_size=50, seed=1,
+                    model_params={"dropout": 0.5})
+    b = TrainConfig(optimizer=OptimizerConfig("sgd", {"lr": 0.05}), epochs=2, batch_size=50, seed=2,
+                    model_params={"dropout": 0.3})
+    alone = {k: [r.loss for r in run_training(c, data) if isinstance(r, TrainStep)] for k, c in (("a", a), ("b", b))}
+    together = {"a": [], "b": []}
+    ga, gb = run_training(a, data), run_training(b, data)
+    for ra, rb in zip(ga, gb):
+        torch.rand(3)  # someone else using the global generator in between
+        for key, r in (("a", ra), ("b", rb)):
+            if isinstance(r, TrainStep):
+                together[key].append(r.loss)
+    assert together["a"][:len(alone["a"])] == alone["a"][:len(together["a"])]
+    assert together["b"][:len(alone["b"])] == alone["b"][:len(together["b"])]
+    state = torch.get_rng_state()
+    list(run_training(a, data))
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is left alone
+
+
+def test_layer_statistics_are_taken_every_k_steps_and_the_train_sample_is_sized_automatically():
+    data = small_data()
+    cfg = TrainConfig(epochs=1, batch_size=40, layer_stats_every=3, seed=0)
+    steps = [r for r in run_training(cfg, data) if isinstance(r, TrainStep)]
+    with_stats = [s.step for s in steps if s.has_layer_stats]
+    assert with_stats == [1, 4, 7, 10]
+    assert all(len(s.layer_grad_norms) == 0 for s in steps if not s.has_layer_stats)
+    from engine.training import layer_stats_interval, train_eval_count
+    assert layer_stats_interval(TrainConfig(), 63) == 6 and layer_stats_interval(TrainConfig(), 5) == 1
+    assert train_eval_count(TrainConfig(), 4000) == 333
+    assert train_eval_count(TrainConfig(), 48000) == 2000 and train_eval_count(TrainConfig(), 100) == 100
+    assert train_eval_count(TrainConfig(train_eval_size=50), 4000) == 50
+
+
+def test_final_losses_are_the_last_evaluation_and_the_test_set_is_scored_at_the_end():
+    if not T10K.exists():
+        pytest.skip(f"{T10K} is absent")
+    x, y = load_idx_pair(T10K / "t10k-images-idx3-ubyte.gz", T10K / "t10k-labels-idx1-ubyte.gz")
+    xt, yt = to_tensors(x[:2000], y[:2000])
+    base = small_data()
+    data = PreparedData(base.x_train, base.y_train, base.x_val, base.y_val, xt, yt, "with test")
+    records = list(run_training(TrainConfig(epochs=2, batch_size=50, seed=0), data))
+    last = [r for r in records if isinstance(r, EvalPoint)][-1]
+    summary = records[-1]
+    assert summary.final_val_loss == last.val_loss and summary.final_train_loss == last.train_loss
+    assert summary.final_val_acc == last.val_acc
+    assert 0.5 < summary.test_acc <= 1.0 and summary.test_loss > 0

@@ -1,0 +1,817 @@
+"""What the MNIST view draws: each run's records (RunTrace) and the pages of plots that show them.
+
+Items are made once per run when a comparison starts and fed with ``setData`` afterwards; a frame
+redraws only the runs that received records, and only on the page that is showing. Long per-step
+curves are thinned by ``gui.series.decimate`` (never pyqtgraph's clip-to-view / auto-downsampling).
+Runs are told apart by colour (Okabe-Ito) and by marker shape: per-step curves carry a few markers
+each, evaluation curves a marker at every point. Non-finite values are drawn as gaps, and a diverged
+run gets an x at its last finite point.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
+
+from engine.training import EvalPoint, RunSummary, TrainConfig, smoothing_floor
+from engine.training_diagnostics import (EXPLODING, HEALTHY_UPDATE_RATIO, VANISHING, confidence_histogram,
+                                         gradient_flags, gradient_report, overfitting_flags)
+from engine.training_process import JobEnded, JobFailed, JobStarted, StepBlock
+
+from .mnist_runs import run_colour, run_icon, run_symbol
+from .plots import make_plot
+from .series import Growing, decimate, finite_or_nan, positive_or_nan
+from .style import PALETTE
+
+MAX_DRAWN = 800  # points per drawn per-step curve (min/max pairs keep the peaks; plots are ~400 px wide)
+STEP_MARKERS = 10  # markers along a per-step curve, to tell runs apart without colour
+
+
+def layer_labels(cfg: TrainConfig) -> dict[str, str]:
+    """Module path -> a readable name ("Linear 784->128", "Conv 1->16 3x3") for the run's weight layers."""
+    from engine.models import MODELS
+
+    model = MODELS.get(cfg.model).build(cfg.model_params)
+    out = {}
+    for name, p in model.named_parameters():
+        if p.dim() <= 1:
+            continue
+        path = name.rsplit(".", 1)[0]
+        m = model.get_submodule(path)
+        if hasattr(m, "in_features"):
+            out[path] = f"Linear {m.in_features}\u2192{m.out_features}"
+        elif hasattr(m, "in_channels"):
+            k = m.kernel_size[0] if isinstance(m.kernel_size, tuple) else m.kernel_size
+            out[path] = f"Conv {m.in_channels}\u2192{m.out_channels} {k}x{k}"
+        else:
+            out[path] = f"{type(m).__name__} {path}"
+    return out
+
+
+class RunTrace:
+    """One run's records, grown as they arrive."""
+
+    def __init__(self, index: int, cfg: TrainConfig, label: str):
+        self.index = index
+        self.cfg = cfg
+        self.label = label
+        self.step = Growing((), np.float64)
+        self.epoch = Growing()
+        self.loss = Growing()
+        self.lr = Growing()
+        self.grad = Growing()
+        self.elapsed = Growing()
+        self.layer_names: tuple[str, ...] = ()
+        self.layer_step = Growing()
+        self.layer_grad: Growing | None = None
+        self.layer_weight: Growing | None = None
+        self.update_ratio: Growing | None = None
+        self.weight_total = Growing()
+        self.eval_step = Growing()
+        self.eval_epoch = Growing()
+        self.train_loss = Growing()
+        self.val_loss = Growing()
+        self.train_acc = Growing()
+        self.val_acc = Growing()
+        self.dropout_loss = Growing()
+        self.patience = Growing()
+        self.last_eval: EvalPoint | None = None
+        self.summary: RunSummary | None = None
+        self.started: JobStarted | None = None
+        self.failed: JobFailed | None = None
+        self.ended: JobEnded | None = None
+        self.stop_requested = False
+        self.dirty_steps = self.dirty_evals = self.dirty_layers = True
+
+    def add(self, item: Any) -> None:
+        if isinstance(item, StepBlock):
+            self._add_steps(item)
+        elif isinstance(item, EvalPoint):
+            self.eval_step.append(item.step)
+            self.eval_epoch.append(item.epoch)
+            self.train_loss.append(item.train_loss)
+            self.val_loss.append(item.val_loss)
+            self.train_acc.append(item.train_acc)
+            self.val_acc.append(item.val_acc)
+            self.dropout_loss.append(item.train_loss_dropout)
+            self.patience.append(item.patience_count)
+            self.last_eval = item
+            self.dirty_evals = True
+        elif isinstance(item, RunSummary):
+            self.summary = item
+            self.dirty_evals = self.dirty_steps = True
+        elif isinstance(item, JobStarted):
+            self.started = item
+        elif isinstance(item, JobFailed):
+            self.failed = item
+        elif isinstance(item, JobEnded):
+            self.ended = item
+            self.dirty_evals = True
+
+    def _add_steps(self, block: StepBlock) -> None:
+        self.step.extend(block.step.astype(np.float64))
+        self.epoch.extend(block.epoch)
+        self.loss.extend(block.loss)
+        self.lr.extend(block.lr)
+        self.grad.extend(block.grad_norm)
+        self.elapsed.extend(block.elapsed)
+        self.dirty_steps = True
+        if len(block.layer_step):
+            if self.layer_grad is None:
+                width = block.layer_grad.shape[1]
+                try:
+                    readable = layer_labels(self.cfg)
+                except Exception:  # only names; never worth a failed frame
+                    readable = {}
+                self.layer_names = tuple(readable.get(n, n) for n in block.layer_names)
+                self.layer_grad, self.layer_weight, self.update_ratio = (Growing((width,)) for _ in range(3))
+            self.layer_step.extend(block.layer_step.astype(np.float64))
+            self.layer_grad.extend(block.layer_grad)
+            self.layer_weight.extend(block.layer_weight)
+            self.update_ratio.extend(block.update_ratio)
+            with np.errstate(invalid="ignore", over="ignore"):
+                self.weight_total.extend(np.sqrt(np.sum(block.layer_weight ** 2, axis=1)))
+            self.dirty_layers = True
+
+    # ---- state ----
+    @property
+    def finished(self) -> bool:
+        return self.ended is not None
+
+    @property
+    def diverged_at(self) -> int:
+        return self.summary.diverged_at if self.summary is not None else -1
+
+    def state(self) -> str:
+        if self.failed is not None:
+            return "failed"
+        if self.summary is not None:
+            s = self.summary
+            if s.diverged:
+                return f"diverged at step {s.diverged_at}"
+            if s.stopped_early:
+                return "stopped early, best restored" if s.restored_best else "stopped early"
+            return "done, best restored" if s.restored_best else "done"
+        if self.ended is not None:
+            return "stopped"
+        if self.stop_requested:
+            return "stopping"
+        if self.started is None:
+            return "loading"
+        return "training" if len(self.step) else "starting"
+
+    def best_eval_index(self) -> int:
+        if self.summary is not None and self.summary.best_eval >= 0:
+            return self.summary.best_eval
+        if len(self.val_loss) == 0:
+            return -1
+        v = self.val_loss.view
+        finite = np.isfinite(v)
+        return int(np.argmin(np.where(finite, v, np.inf))) if finite.any() else -1
+
+    def current_epoch(self) -> float:
+        return float(self.epoch.view[-1]) if len(self.epoch) else 0.0
+
+    def gradient_report(self, explode: float, vanish: float):
+        if self.layer_grad is None:
+            return None
+        return gradient_report(self.layer_step.view, self.layer_grad.view, explode, vanish)
+
+
+# ---- drawing helpers ----------------------------------------------------------------------------------
+
+
+def _pen(i: int, width: float = 1.5, style=Qt.SolidLine) -> Any:
+    return pg.mkPen(run_colour(i), width=width, style=style)
+
+
+def _legend_sample(i: int, label: str, plot: pg.PlotWidget, style=Qt.SolidLine) -> None:
+    sample = pg.PlotDataItem(pen=_pen(i, 2, style), symbol=run_symbol(i), symbolBrush=run_colour(i),
+                             symbolPen=pg.mkPen("#333", width=0.8), symbolSize=8)
+    legend = plot.getPlotItem().legend
+    if legend is not None:
+        legend.addItem(sample, label)
+
+
+class StickyY:
+    """The y range of a plot redrawn every frame, moved only when the data leaves it or fills less than
+    half of it: an axis whose range changes re-lays its ticks and repaints in full, several times the
+    cost of the curves."""
+
+    def __init__(self, plot: pg.PlotWidget, log: bool):
+        self.plot = plot
+        self.log = log
+        self.reset()
+
+    def reset(self) -> None:
+        self.lo = self.hi = None
+        self.data_lo = self.data_hi = None
+        self.plot.enableAutoRange(y=True)
+
+    def bounds(self, y: np.ndarray) -> tuple[float, float] | None:
+        """Finite (and, on a log axis, positive) min and max of ``y``."""
+        y = y[np.isfinite(y)]
+        if self.log:
+            y = y[y > 0]
+        return (float(y.min()), float(y.max())) if len(y) else None
+
+    def include(self, bounds: tuple[float, float] | None) -> None:
+        """Widen this frame's data bounds."""
+        if bounds is None:
+            return
+        lo, hi = bounds
+        self.data_lo = lo if self.data_lo is None else min(self.data_lo, lo)
+        self.data_hi = hi if self.data_hi is None else max(self.data_hi, hi)
+
+    def apply(self) -> None:
+        if self.data_lo is None:
+            return
+        lo, hi = self.data_lo, self.data_hi
+        self.data_lo = self.data_hi = None
+        if self.log:
+            lo, hi = math.log10(lo), math.log10(hi)
+        if self.lo is not None and self.lo <= lo and hi <= self.hi and (hi - lo) >= 0.5 * (self.hi - self.lo):
+            return
+        span = hi - lo
+        pad = 0.08 * span if span > 0 else (0.1 if self.log else max(0.1 * abs(hi), 1e-6))
+        self.lo, self.hi = lo - pad, hi + pad
+        self.plot.enableAutoRange(y=False)
+        self.plot.setYRange(self.lo, self.hi, padding=0)
+
+
+def marker_positions(total: int, i: int, runs: int) -> np.ndarray:
+    """STEP_MARKERS fixed x positions over a run of ``total`` steps, offset per run so markers do not pile up.
+
+    Fixed rather than spread over the points so far: a marker is drawn once and then stays, and the
+    marker item is only updated when the curve reaches the next position.
+    """
+    spacing = total / STEP_MARKERS
+    return (np.arange(STEP_MARKERS) + (i + 0.5) / max(runs, 1)) * spacing
+
+
+class LogAxis(pg.AxisItem):
+    """A log axis labelled 1-2-5 (0.001, 0.002, 0.005, 0.01...): pyqtgraph labels every minor tick, and
+    near the top of each decade their labels run into one another."""
+
+    def tickStrings(self, values, scale, spacing):
+        if not self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        out = []
+        for v in values:
+            value = 10.0 ** v
+            exponent = math.floor(v + 1e-9)
+            lead = value / 10.0 ** exponent
+            keep = abs(lead - round(lead)) < 1e-6 and round(lead) in (1, 2, 5)
+            out.append(f"{value:.3g}" if keep else "")
+        if values and not any(out):  # a range inside one 1-2-5 step: label what there is
+            out = [f"{10.0 ** v:.3g}" for v in values]
+        return out
+
+
+def quiet_log_axis(plot: pg.PlotWidget) -> None:
+    """Swap the left axis of a log-y plot for a LogAxis, keeping its label."""
+    old = plot.getAxis("left")
+    label = old.labelText
+    axis = LogAxis("left")
+    axis.enableAutoSIPrefix(False)
+    plot.setAxisItems({"left": axis})
+    plot.setLabel("left", label)
+    axis.setLogMode(False, True)
+
+
+class StepCurve(pg.PlotCurveItem):
+    """A per-step curve: a bare PlotCurveItem (a fraction of PlotDataItem's cost per setData) that does
+    its own log10 on a log axis, where the view's coordinates are log10 of the values."""
+
+    def __init__(self, plot: pg.PlotWidget, pen, log: bool):
+        super().__init__(pen=pen, antialias=False, connect="finite")
+        self.log = log
+        plot.addItem(self)
+
+    def set_values(self, x: np.ndarray, y: np.ndarray) -> None:
+        if self.log:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                y = np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.nan)
+        self.setData(x, y, connect="finite")
+
+
+class MarkerLayer:
+    """Every run's markers on one plot in a single ScatterPlotItem (per-point symbol and colour): one item
+    to paint instead of one per run, rebuilt only when a run's markers change."""
+
+    def __init__(self, plot: pg.PlotWidget, log: bool):
+        self.log = log
+        self.item = pg.ScatterPlotItem(size=7, pen=pg.mkPen("#333", width=0.8), pxMode=True)
+        plot.addItem(self.item)
+        self.runs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.changed = False
+
+    def set_run(self, i: int, x: np.ndarray, y: np.ndarray) -> None:
+        if self.log:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                y = np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.nan)
+        self.runs[i] = (np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+        self.changed = True
+
+    def flush(self) -> None:
+        if not self.changed:
+            return
+        self.changed = False
+        xs, ys, symbols, brushes = [], [], [], []
+        for i, (x, y) in sorted(self.runs.items()):
+            keep = np.isfinite(y)
+            xs.append(x[keep])
+            ys.append(y[keep])
+            symbols += [run_symbol(i)] * int(keep.sum())
+            brushes += [pg.mkBrush(run_colour(i))] * int(keep.sum())
+        if not symbols:
+            self.item.setData([], [])
+            return
+        self.item.setData(np.concatenate(xs), np.concatenate(ys), symbol=symbols, brush=brushes)
+
+
+def _set_step_curve(curve: StepCurve, markers: MarkerLayer, x: np.ndarray, y: np.ndarray,
+                    positions: np.ndarray | None, state: dict, key: str, force: bool, sticky: StickyY | None = None
+                    ) -> None:
+    xd, yd = decimate(x, y, MAX_DRAWN)
+    curve.set_values(xd, yd)
+    if sticky is not None:
+        state[key + "_bounds"] = sticky.bounds(yd)
+    if positions is None or not len(x):
+        return
+    reached = int(np.searchsorted(positions, x[-1], side="right"))
+    if force or state.get(key) != reached:
+        state[key] = reached
+        idx = np.clip(np.searchsorted(x, positions[:reached]), 0, len(x) - 1)
+        markers.set_run(state["index"], x[idx], y[idx])
+
+
+def _log_value(v: float) -> float:
+    return math.log10(v) if v > 0 else 0.0
+
+
+def _clear_plot(plot: pg.PlotWidget) -> None:
+    plot.getPlotItem().clear()  # removes data items and lines, keeps axes
+    legend = plot.getPlotItem().legend
+    if legend is not None:
+        legend.clear()
+
+
+class CurvesPage(QWidget):
+    """Per step: mini-batch loss, learning rate, gradient norm, weight norm. Per evaluation: losses, accuracy."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.step_loss = make_plot("Mini-batch loss (train mode)", "loss", "step")
+        self.eval_loss = make_plot("Loss: train solid, val dashed", "loss", "epoch")
+        self.acc = make_plot("Accuracy: val solid, train dotted", "accuracy", "epoch")
+        self.lr = make_plot("Learning rate", "lr", "step", log_y=True)
+        self.grad = make_plot("Gradient norm (x: layer flagged)", "||g||", "step", log_y=True)
+        self.weight = make_plot("Weight norm ||W||", "||W||", "step")
+        self.step_loss.setToolTip("Loss of each mini-batch in train mode (dropout on), before the update. The dashed "
+                                  "lines are label-smoothing floors. An x marks where a run diverged.")
+        self.eval_loss.setToolTip("Eval-mode loss on a fixed sample of training digits (solid) and on the validation "
+                                  "split (dashed). Star: best evaluation. Arrow up: overfitting (validation loss rising "
+                                  "for several evaluations while training loss falls). Dotted vertical: early stop.")
+        self.acc.setToolTip("Share of digits classified right, per evaluation.")
+        self.lr.setToolTip("The rate each step used (param_groups[0]['lr']), on a log axis.")
+        self.grad.setToolTip("L2 norm of the whole gradient each step. An x marks a step where some layer's gradient "
+                             "norm crossed the exploding or vanishing threshold (Layers tab).")
+        self.weight.setToolTip("L2 norm of all weight matrices together: weight decay shows here. Coupled L2 (Adam + L2) "
+                               "and decoupled decay (AdamW) with the same value shrink the weights differently.")
+        # Redrawn every frame: no grid (it costs more to paint than the curves) and fixed axes.
+        for w in self.plots():
+            w.showGrid(False, False)
+        quiet_log_axis(self.lr)
+        quiet_log_axis(self.grad)
+        grid = pg.QtWidgets.QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(2)
+        for k, w in enumerate((self.step_loss, self.eval_loss, self.acc, self.lr, self.grad, self.weight)):
+            grid.addWidget(w, k // 3, k % 3)
+        self.items: list[dict[str, Any]] = []
+        self.x_steps = 0
+        self.x_epochs = 0.0
+        self.markers: dict[str, MarkerLayer] = {}
+        self.sticky = {"loss": StickyY(self.step_loss, False), "lr": StickyY(self.lr, True),
+                       "grad": StickyY(self.grad, True), "weight": StickyY(self.weight, False),
+                       "evloss": StickyY(self.eval_loss, False), "acc": StickyY(self.acc, False)}
+
+    def plots(self) -> tuple[pg.PlotWidget, ...]:
+        return (self.step_loss, self.eval_loss, self.acc, self.lr, self.grad, self.weight)
+
+    def reset(self, traces: list[RunTrace]) -> None:
+        for p in self.plots():
+            _clear_plot(p)
+        self.items = []
+        n = len(traces)
+        self.markers = {"loss": MarkerLayer(self.step_loss, False), "lr": MarkerLayer(self.lr, True),
+                        "grad": MarkerLayer(self.grad, True), "weight": MarkerLayer(self.weight, False)}
+        for t in traces:
+            i = t.index
+            d: dict[str, Any] = {"index": i}
+            d["loss"] = StepCurve(self.step_loss, _pen(i, 1), log=False)
+            d["loss_m"] = self.markers["loss"]
+            d["diverged"] = self.step_loss.plot(pen=None, symbol="x", symbolSize=16, symbolBrush=run_colour(i),
+                                                symbolPen=pg.mkPen(run_colour(i), width=2))
+            d["train"] = self.eval_loss.plot(pen=_pen(i, 2), symbol=run_symbol(i), symbolBrush=run_colour(i),
+                                             symbolSize=7)
+            d["val"] = self.eval_loss.plot(pen=_pen(i, 2, Qt.DashLine), symbol=run_symbol(i), symbolSize=7,
+                                           symbolBrush=pg.mkBrush(255, 255, 255, 0), symbolPen=_pen(i, 1.5))
+            d["best"] = self.eval_loss.plot(pen=None, symbol="star", symbolSize=18, symbolBrush=run_colour(i),
+                                            symbolPen=pg.mkPen("#222", width=1))
+            d["overfit"] = self.eval_loss.plot(pen=None, symbol="arrow_up", symbolSize=16, symbolBrush=run_colour(i),
+                                               symbolPen=pg.mkPen("#222", width=1))
+            d["stop"] = None
+            d["val_acc"] = self.acc.plot(pen=_pen(i, 2), symbol=run_symbol(i), symbolBrush=run_colour(i), symbolSize=7)
+            d["train_acc"] = self.acc.plot(pen=_pen(i, 1, Qt.DotLine))
+            d["lr"] = StepCurve(self.lr, _pen(i, 1.5), log=True)
+            d["lr_m"] = self.markers["lr"]
+            d["grad"] = StepCurve(self.grad, _pen(i, 1), log=True)
+            d["grad_m"] = self.markers["grad"]
+            d["grad_flag"] = self.grad.plot(pen=None, symbol="x", symbolSize=9, symbolBrush=run_colour(i),
+                                            symbolPen=pg.mkPen(run_colour(i), width=1.5))
+            d["weight"] = StepCurve(self.weight, _pen(i, 1.5), log=False)
+            d["weight_m"] = self.markers["weight"]
+            self.items.append(d)
+        floors = sorted({t.cfg.label_smoothing for t in traces if t.cfg.label_smoothing > 0})
+        for s in floors:
+            value = smoothing_floor(s)
+            for plot in (self.step_loss, self.eval_loss):
+                line = pg.InfiniteLine(value, angle=0, pen=pg.mkPen("#777", width=1, style=Qt.DashLine),
+                                       label=f"floor s={s:g}: {value:.4f}",
+                                       labelOpts={"position": 0.08, "color": "#777", "anchors": [(0, 1), (0, 1)]})
+                line.setToolTip(f"With label smoothing {s:g} the cross-entropy cannot fall below {value:.4f}, the "
+                                f"entropy of the smoothed target.")
+                plot.addItem(line)
+        self._runs = n
+        self.x_steps = 0
+        self.x_epochs = 0.0
+        for p in self.plots():
+            p.enableAutoRange(x=True)
+        for sticky in self.sticky.values():
+            sticky.reset()
+
+    def _fix_x(self, traces: list[RunTrace]) -> None:
+        """The x axes span the planned run: they do not move (nor re-lay their ticks) as curves grow."""
+        total = max((t.started.total_steps for t in traces if t.started is not None), default=0)
+        if total and total != self.x_steps:
+            self.x_steps = total
+            for p in (self.step_loss, self.lr, self.grad, self.weight):
+                p.setXRange(0, total, padding=0.02)
+        epochs = float(max((t.cfg.epochs for t in traces), default=0))
+        if epochs and epochs != self.x_epochs:
+            self.x_epochs = epochs
+            for p in (self.eval_loss, self.acc):
+                p.setXRange(0, epochs, padding=0.03)
+
+    def refresh(self, traces: list[RunTrace], flagged_steps: dict[int, np.ndarray], overfit: dict[int, np.ndarray],
+                force: bool = False, eval_budget: int = 2) -> set[int]:
+        """Redraw what changed. Evaluation curves of at most ``eval_budget`` runs are redrawn per frame (all
+        runs evaluate at once; spreading them keeps each frame short); the others' indices are returned."""
+        runs = len(traces)
+        budget = eval_budget if not force else len(traces)
+        deferred: set[int] = set()
+        self._fix_x(traces)
+        for t, d in zip(traces, self.items):
+            i = t.index
+            pos = marker_positions(t.started.total_steps, i, runs) if t.started is not None else None
+            if t.dirty_steps:
+                x = t.step.view
+                loss = finite_or_nan(t.loss.view)
+                st = self.sticky
+                _set_step_curve(d["loss"], d["loss_m"], x, loss, pos, d, "loss_n", force, st["loss"])
+                _set_step_curve(d["lr"], d["lr_m"], x, positive_or_nan(t.lr.view), pos, d, "lr_n", force, st["lr"])
+                _set_step_curve(d["grad"], d["grad_m"], x, positive_or_nan(t.grad.view), pos, d, "grad_n", force,
+                                st["grad"])
+                div = t.diverged_at
+                if div > 0:
+                    finite = np.flatnonzero(np.isfinite(loss))
+                    y = loss[finite[-1]] if len(finite) else 0.0
+                    d["diverged"].setData([float(div)], [float(y)])
+                else:
+                    d["diverged"].setData([], [])
+            if t.dirty_layers:
+                if len(t.layer_step):
+                    _set_step_curve(d["weight"], d["weight_m"], t.layer_step.view, finite_or_nan(t.weight_total.view),
+                                    pos, d, "weight_n", force, self.sticky["weight"])
+                flagged = flagged_steps.get(i)
+                if flagged is not None and len(flagged) and len(t.grad):
+                    at = np.clip(flagged.astype(np.int64) - 1, 0, len(t.grad) - 1)
+                    d["grad_flag"].setData(flagged, positive_or_nan(t.grad.view[at]))
+                else:
+                    d["grad_flag"].setData([], [])
+            if t.dirty_evals:
+                if budget <= 0:
+                    deferred.add(i)
+                    continue
+                budget -= 1
+                self._refresh_evals(t, d, overfit.get(i))
+        for key, sticky in self.sticky.items():
+            for d in self.items:
+                sticky.include(d.get(key + "_n_bounds"))
+            sticky.apply()
+        for layer in self.markers.values():
+            layer.flush()
+        return deferred
+
+    def _refresh_evals(self, t: RunTrace, d: dict[str, Any], mask: np.ndarray | None) -> None:
+        i = t.index
+        e = t.eval_epoch.view
+        train, val = finite_or_nan(t.train_loss.view), finite_or_nan(t.val_loss.view)
+        d["train"].setData(e, train, connect="finite")
+        d["val"].setData(e, val, connect="finite")
+        d["val_acc"].setData(e, t.val_acc.view)
+        d["train_acc"].setData(e, t.train_acc.view)
+        st = self.sticky
+        d["evloss_n_bounds"] = st["evloss"].bounds(np.concatenate([train, val]))
+        d["acc_n_bounds"] = st["acc"].bounds(np.concatenate([t.val_acc.view, t.train_acc.view]))
+        b = t.best_eval_index()
+        best = ((float(e[b]),), (float(t.val_loss.view[b]),)) if 0 <= b < len(e) else ((), ())
+        if d.get("best_data") != best:  # markers are rebuilt on every setData: only when they move
+            d["best_data"] = best
+            d["best"].setData(list(best[0]), list(best[1]))
+        over = (tuple(e[mask]), tuple(t.val_loss.view[mask])) if mask is not None and mask.any() else ((), ())
+        if d.get("overfit_data") != over:
+            d["overfit_data"] = over
+            d["overfit"].setData(list(over[0]), list(over[1]))
+        if t.summary is not None and t.summary.stopped_early and d["stop"] is None and len(e):
+            line = pg.InfiniteLine(float(e[-1]), angle=90, pen=pg.mkPen(run_colour(i), width=1.5, style=Qt.DotLine),
+                                   label=f"stop {i + 1}", labelOpts={"position": 0.95 - 0.07 * (i % 8),
+                                                                     "color": run_colour(i)})
+            self.eval_loss.addItem(line)
+            d["stop"] = line
+
+
+class LayersPage(QWidget):
+    """Per layer of one run: gradient norm (with the thresholds), weight norm, update-to-weight ratio."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.run_combo = QComboBox()
+        self.run_combo.setToolTip("Whose layers to show.")
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("run"))
+        top.addWidget(self.run_combo)
+        top.addWidget(self.note, 1)
+        self.grad = make_plot("Gradient norm per layer", "||g||", "step", log_y=True, legend=True)
+        self.weight = make_plot("Weight norm per layer", "||W||", "step", legend=True)
+        self.ratio = make_plot("Update / weight ratio", "||dW|| / ||W||", "step", log_y=True, legend=True)
+        self.grad.setToolTip("L2 norm of each layer's weight gradient. Above the upper dashed line: exploding; below "
+                             "the lower one: vanishing (set both in Diagnostics).")
+        self.weight.setToolTip("L2 norm of each layer's weight matrix after the update.")
+        self.ratio.setToolTip("Size of each step relative to the weights. About 1e-3 (dotted line) is the usual "
+                              "healthy value; far above, the rate is too high; far below, the layer barely learns.")
+        quiet_log_axis(self.grad)
+        quiet_log_axis(self.ratio)
+        plots = QHBoxLayout()
+        for p in (self.grad, self.weight, self.ratio):
+            plots.addWidget(p)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addLayout(plots, 1)
+        self.curves: dict[str, list[pg.PlotDataItem]] = {}
+        self.shown_run = -1
+        self.width = -1
+        self.explode_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#D55E00", width=1.5, style=Qt.DashLine),
+                                            label="exploding", labelOpts={"position": 0.25, "color": "#D55E00"})
+        self.vanish_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#0072B2", width=1.5, style=Qt.DashLine),
+                                           label="vanishing", labelOpts={"position": 0.25, "color": "#0072B2"})
+        self.healthy_line = pg.InfiniteLine(math.log10(HEALTHY_UPDATE_RATIO), angle=0,
+                                            pen=pg.mkPen("#777", width=1, style=Qt.DotLine), label="1e-3",
+                                            labelOpts={"position": 0.05, "color": "#777"})
+
+    def plots(self) -> tuple[pg.PlotWidget, ...]:
+        return (self.grad, self.weight, self.ratio)
+
+    def reset(self, traces: list[RunTrace]) -> None:
+        current = max(self.run_combo.currentIndex(), 0)
+        self.run_combo.blockSignals(True)
+        self.run_combo.clear()
+        for t in traces:
+            self.run_combo.addItem(f"{t.index + 1}. {t.label}")
+        self.run_combo.setCurrentIndex(min(current, max(len(traces) - 1, 0)))
+        self.run_combo.blockSignals(False)
+        self.shown_run = -1
+        self.width = -1
+
+    def _rebuild(self, trace: RunTrace, explode: float, vanish: float) -> None:
+        for p in self.plots():
+            _clear_plot(p)
+        self.curves = {"grad": [], "weight": [], "ratio": []}
+        width = trace.layer_grad.view.shape[1] if trace.layer_grad is not None else 0
+        for k in range(width):
+            name = trace.layer_names[k] if k < len(trace.layer_names) else str(k)
+            colour = PALETTE[(k + 4) % len(PALETTE)]
+            for key, plot in (("grad", self.grad), ("weight", self.weight), ("ratio", self.ratio)):
+                item = plot.plot(pen=pg.mkPen(colour, width=1.5), symbol=("o", "s", "t", "d", "p", "h", "star", "t1")[k % 8],
+                                 symbolSize=5, symbolBrush=colour, symbolPen=None, name=name)
+                self.curves[key].append(item)
+        self.grad.addItem(self.explode_line)
+        self.grad.addItem(self.vanish_line)
+        self.ratio.addItem(self.healthy_line)
+        self.shown_run = trace.index
+        self.width = width
+
+    def refresh(self, traces: list[RunTrace], explode: float, vanish: float, force: bool = False) -> None:
+        row = self.run_combo.currentIndex()
+        if not 0 <= row < len(traces):
+            return
+        t = traces[row]
+        width = t.layer_grad.view.shape[1] if t.layer_grad is not None else 0
+        if self.shown_run != t.index or self.width != width:
+            self._rebuild(t, explode, vanish)
+            force = True
+        self.explode_line.setValue(math.log10(explode))
+        self.vanish_line.setValue(math.log10(vanish))
+        if not (force or t.dirty_layers) or t.layer_grad is None:
+            if t.layer_grad is None:
+                self.note.setText("No layer statistics yet.")
+            return
+        x = t.layer_step.view
+        for key, arr, log in (("grad", t.layer_grad, True), ("weight", t.layer_weight, False),
+                              ("ratio", t.update_ratio, True)):
+            for k, item in enumerate(self.curves[key]):
+                y = arr.view[:, k]
+                y = positive_or_nan(y) if log else finite_or_nan(y)
+                xd, yd = decimate(x, y, MAX_DRAWN)
+                item.setData(xd, yd, connect="finite")
+        report = t.gradient_report(explode, vanish)
+        every = t.started.layer_stats_every if t.started is not None else 1
+        text = f"Layer statistics every {every} step{'s' if every != 1 else ''}. "
+        if report is None or report.healthy:
+            text += "Gradients within the thresholds."
+        else:
+            text += "Gradients " + report.describe(t.layer_names) + "."
+        self.note.setText(text)
+        self.note.setStyleSheet("" if report is None or report.healthy else "color: #D55E00;")
+
+
+class RegularisersPage(QWidget):
+    """Dropout's train/eval gap, the generalisation gap, the confidence histogram, early stopping's patience."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.dropout = make_plot("Dropout: train-mode (solid) vs eval-mode (dashed) loss", "loss", "epoch")
+        self.gap = make_plot("Generalisation gap: validation - train loss", "gap", "epoch")
+        self.conf = make_plot("Confidence on validation digits (last evaluation)", "share of digits",
+                              "max softmax probability")
+        self.patience = make_plot("Early stopping: evaluations since the best", "count", "epoch")
+        self.dropout.setToolTip("Solid: mean mini-batch loss in train mode (dropout on) since the previous evaluation. "
+                                "Dashed: loss on training digits in eval mode (dropout off). Dropout makes the solid "
+                                "curve sit above the dashed one; the distance is what dropout costs while training.")
+        self.gap.setToolTip("Validation loss minus training loss (eval mode). Growing: the network is memorising.")
+        self.conf.setToolTip("Histogram of the highest predicted probability per validation digit. Label smoothing "
+                             "keeps it away from 1; an overfit network piles up at 1.")
+        self.patience.setToolTip("Early stopping's counter as it counts: evaluations without a better validation loss. "
+                                 "The run stops when it reaches the patience (dashed, in the run's colour), and the "
+                                 "best weights are restored.")
+        grid = pg.QtWidgets.QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(2)
+        for k, w in enumerate(self.plots()):
+            grid.addWidget(w, k // 2, k % 2)
+        self.items: list[dict[str, Any]] = []
+
+    def plots(self) -> tuple[pg.PlotWidget, ...]:
+        return (self.dropout, self.gap, self.conf, self.patience)
+
+    def reset(self, traces: list[RunTrace]) -> None:
+        for p in self.plots():
+            _clear_plot(p)
+        self.items = []
+        zero = pg.InfiniteLine(0.0, angle=0, pen=pg.mkPen("#999", width=1))
+        self.gap.addItem(zero)
+        off = not any(t.cfg.early_stopping for t in traces)
+        self.patience.setTitle("Early stopping: off in every run (set a patience per run)" if off else
+                               "Early stopping: evaluations since the best")
+        for t in traces:
+            i = t.index
+            d = {
+                "train_mode": self.dropout.plot(pen=_pen(i, 2), symbol=run_symbol(i), symbolBrush=run_colour(i),
+                                                symbolSize=7),
+                "eval_mode": self.dropout.plot(pen=_pen(i, 2, Qt.DashLine), symbol=run_symbol(i), symbolSize=7,
+                                               symbolBrush=pg.mkBrush(255, 255, 255, 0), symbolPen=_pen(i, 1.5)),
+                "gap": self.gap.plot(pen=_pen(i, 2), symbol=run_symbol(i), symbolBrush=run_colour(i), symbolSize=7),
+                "conf": self.conf.plot(pen=_pen(i, 2), stepMode="center"),
+                "patience": self.patience.plot(pen=_pen(i, 2), symbol=run_symbol(i), symbolBrush=run_colour(i),
+                                               symbolSize=7),
+            }
+            if t.cfg.early_stopping:
+                self.patience.addItem(pg.InfiniteLine(t.cfg.early_stopping, angle=0,
+                                                      pen=pg.mkPen(run_colour(i), width=1.5, style=Qt.DashLine)))
+            self.items.append(d)
+
+    def refresh(self, traces: list[RunTrace]) -> None:
+        for t, d in zip(traces, self.items):
+            if not t.dirty_evals:
+                continue
+            e = t.eval_epoch.view
+            d["train_mode"].setData(e, finite_or_nan(t.dropout_loss.view), connect="finite")
+            d["eval_mode"].setData(e, finite_or_nan(t.train_loss.view), connect="finite")
+            with np.errstate(invalid="ignore"):
+                d["gap"].setData(e, finite_or_nan(t.val_loss.view - t.train_loss.view), connect="finite")
+            d["patience"].setData(e, t.patience.view)
+            if t.last_eval is not None:
+                edges, share = confidence_histogram(t.last_eval.confidences)
+                d["conf"].setData(edges, share)
+
+
+def flags_for(trace: RunTrace, explode: float, vanish: float) -> np.ndarray:
+    """Steps at which some layer's gradient norm crossed a threshold."""
+    if trace.layer_grad is None or len(trace.layer_step) == 0:
+        return np.zeros(0)
+    flags = gradient_flags(trace.layer_grad.view, explode, vanish)
+    rows = (flags == EXPLODING).any(axis=1) | (flags == VANISHING).any(axis=1)
+    return trace.layer_step.view[rows]
+
+
+def overfit_for(trace: RunTrace, patience: int) -> np.ndarray:
+    """Where a stretch of overfitting begins (one marker per stretch, not one per evaluation)."""
+    flags = overfitting_flags(trace.train_loss.view, trace.val_loss.view, patience)
+    onset = flags.copy()
+    onset[1:] &= ~flags[:-1]
+    return onset
+
+
+class RunLegend(QWidget):
+    """One legend for every plot: each run's marker, colour and name, in a row above the pages."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.row = QHBoxLayout(self)
+        self.row.setContentsMargins(4, 0, 4, 0)
+        self.row.setSpacing(14)
+        self.setToolTip("Every plot draws run k in this colour with this marker. Per-step curves carry a few markers; "
+                        "evaluation curves one per evaluation.")
+
+    def set_runs(self, traces: list[RunTrace]) -> None:
+        while self.row.count():
+            item = self.row.takeAt(0)
+            if item.widget() is not None:
+                item.widget().setParent(None)  # off screen now, not at the next event-loop turn
+                item.widget().deleteLater()
+        for t in traces:
+            icon = QLabel()
+            icon.setPixmap(run_icon(t.index, 14).pixmap(14, 14))
+            text = QLabel(f"{t.index + 1}. {t.label}")
+            text.setStyleSheet(f"color: {run_colour(t.index)}; font-weight: bold;")
+            self.row.addWidget(icon)
+            self.row.addWidget(text)
+        self.row.addStretch(1)
+
+
+class PlotTabs(QTabWidget):
+    """The pages; only the one showing is redrawn, the others catch up when shown."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.curves = CurvesPage()
+        self.layers = LayersPage()
+        self.regularisers = RegularisersPage()
+        self.addTab(self.curves, "Curves")
+        self.addTab(self.layers, "Layers")
+        self.addTab(self.regularisers, "Regularisers")
+        self.setTabToolTip(0, "Loss, accuracy, learning rate, gradient and weight norms of every run.")
+        self.setTabToolTip(1, "Per-layer gradient and weight norms and update ratios of one run; exploding and "
+                              "vanishing gradients flagged.")
+        self.setTabToolTip(2, "Dropout's train/eval gap, the generalisation gap, confidence histograms and early "
+                              "stopping's patience counter.")
+        self._stale: set[int] = set()
+        self.currentChanged.connect(lambda _=None: self._stale.add(self.currentIndex()))
+
+    def reset(self, traces: list[RunTrace]) -> None:
+        self.curves.reset(traces)
+        self.layers.reset(traces)
+        self.regularisers.reset(traces)
+        self._stale = {0, 1, 2}
+
+    def refresh(self, traces: list[RunTrace], explode: float, vanish: float, overfit_patience: int,
+                force: bool = False) -> None:
+        page = self.currentIndex()
+        stale = force or page in self._stale
+        if stale:
+            for t in traces:
+                t.dirty_steps = t.dirty_evals = t.dirty_layers = True
+        deferred: set[int] = set()
+        if page == 0:
+            flagged = {t.index: flags_for(t, explode, vanish) for t in traces if t.dirty_layers}
+            overfit = {t.index: overfit_for(t, overfit_patience) for t in traces if t.dirty_evals}
+            deferred = self.curves.refresh(traces, flagged, overfit, force=stale)
+        elif page == 1:
+            self.layers.refresh(traces, explode, vanish, force=stale)
+        elif page == 2:
+            self.regularisers.refresh(traces)
+        self._stale.discard(page)
+        if any(t.dirty_steps or t.dirty_evals or t.dirty_layers for t in traces):
+            self._stale |= {0, 1, 2} - {page}
+        for t in traces:
+            t.dirty_steps = t.dirty_layers = False
+            t.dirty_evals = t.index in deferred

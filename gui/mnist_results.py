@@ -1,0 +1,148 @@
+"""The results table of the MNIST view: one row per run, live while training, final at the end.
+
+Columns: the run, its state, the epoch reached, the last validation accuracy, the best validation
+accuracy and the epoch of it, the final train and validation losses, the test accuracy (when the data
+has a test set), early stopping's counter, the gradients' health and the wall time.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+
+from .mnist_plots import RunTrace
+from .mnist_runs import run_icon
+
+COLUMNS = (
+    ("Run", "The run: its colour and marker in the plots, and its name."),
+    ("State", "training, done, stopped early (best weights restored), diverged at a step, stopped or failed."),
+    ("Epoch", "Epochs trained so far (fractional while inside an epoch)."),
+    ("Val acc", "Validation accuracy at the latest evaluation."),
+    ("Best val acc", "Highest validation accuracy over the run's evaluations."),
+    ("at epoch", "Epoch of the evaluation with the highest validation accuracy."),
+    ("Train loss", "Final training loss (eval mode, on the same fixed sample of training digits as the curves); "
+                   "the latest evaluation's while training."),
+    ("Val loss", "Final validation loss; the latest evaluation's while training."),
+    ("Test acc", "Accuracy on the real test set, scored once at the end (only when the data has one)."),
+    ("Patience", "Early stopping: evaluations since the best, out of the patience."),
+    ("Gradients", "Whether any layer's gradient norm crossed the exploding or vanishing threshold."),
+    ("Wall time", "Seconds the run took (it shares the training process with the other runs)."),
+)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "not finite"
+    return format(value, spec)
+
+
+class ResultsTable(QTableWidget):
+    run_selected = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(0, len(COLUMNS), parent)
+        self.setHorizontalHeaderLabels([c for c, _ in COLUMNS])
+        for k, (_, tip) in enumerate(COLUMNS):
+            self.horizontalHeaderItem(k).setToolTip(tip)
+        self.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.verticalHeader().setVisible(False)
+        header = self.horizontalHeader()
+        # Not ResizeToContents: that re-measures every cell at each change (half a millisecond per setText).
+        header.setSectionResizeMode(QHeaderView.Interactive)
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.Stretch)
+        self._sized = False
+        self.setToolTip("One row per run; live while training, final at the end. Select a row to edit that run.")
+        self.itemSelectionChanged.connect(self._selected)
+        self._cache: dict[tuple[int, int], str] = {}
+
+    def reset(self, traces: list[RunTrace]) -> None:
+        self._cache.clear()
+        self.setRowCount(len(traces))
+        for r, t in enumerate(traces):
+            for c in range(len(COLUMNS)):
+                item = QTableWidgetItem("")
+                if c:
+                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                self.setItem(r, c, item)
+            self.item(r, 0).setIcon(run_icon(t.index))
+            self._set(r, 0, f"{t.index + 1}. {t.label}")
+        self._sized = False
+
+    def _set(self, row: int, col: int, text: str, tip: str = "", warn: bool = False) -> None:
+        key = (row, col)
+        if self._cache.get(key) == text + tip + str(warn):
+            return
+        self._cache[key] = text + tip + str(warn)
+        item = self.item(row, col)
+        item.setText(text)
+        item.setToolTip(tip or text)
+        item.setForeground(QBrush(QColor("#D55E00")) if warn else QBrush())
+
+    def update_rows(self, traces: list[RunTrace], explode: float, vanish: float) -> None:
+        self._update_rows(traces, explode, vanish)
+        finished = all(t.finished for t in traces)
+        if not self._sized or finished:
+            self.fit_columns()
+            self._sized = not finished or self._sized
+
+    def _update_rows(self, traces: list[RunTrace], explode: float, vanish: float) -> None:
+        for r, t in enumerate(traces):
+            if r >= self.rowCount():
+                break
+            s, ev = t.summary, t.last_eval
+            state = t.state()
+            tip = t.failed.message if t.failed is not None else state
+            self._set(r, 1, state, tip, warn=t.failed is not None or (s is not None and s.diverged))
+            self._set(r, 2, f"{t.current_epoch():.2f}")
+            self._set(r, 3, _fmt(ev.val_acc if ev else None, ".1%"))
+            if len(t.val_acc):
+                b = int(np.argmax(t.val_acc.view))
+                self._set(r, 4, _fmt(float(t.val_acc.view[b]), ".1%"))
+                self._set(r, 5, _fmt(float(t.eval_epoch.view[b]), ".2f"))
+            else:
+                self._set(r, 4, "-")
+                self._set(r, 5, "-")
+            if s is not None:
+                self._set(r, 6, _fmt(s.final_train_loss, ".4f"))
+                self._set(r, 7, _fmt(s.final_val_loss, ".4f"))
+                self._set(r, 8, _fmt(s.test_acc, ".2%") if s.test_acc is not None else "no test set",
+                          "Accuracy on the real test set" if s.test_acc is not None else
+                          "This data source has no test set (the bundled subset is training digits only).")
+                self._set(r, 11, f"{s.wall_time:.1f} s")
+            else:
+                self._set(r, 6, _fmt(ev.train_loss if ev else None, ".4f"))
+                self._set(r, 7, _fmt(ev.val_loss if ev else None, ".4f"))
+                self._set(r, 8, "at the end" if t.started is not None and t.started.n_test else "-")
+                self._set(r, 11, f"{t.elapsed.view[-1]:.1f} s" if len(t.elapsed) else "-")
+            patience = t.cfg.early_stopping
+            if patience:
+                count = ev.patience_count if ev else 0
+                self._set(r, 9, f"{count}/{patience}", warn=count >= patience)
+            else:
+                self._set(r, 9, "off")
+            report = t.gradient_report(explode, vanish)
+            if report is None:
+                self._set(r, 10, "-")
+            else:
+                text = report.describe(t.layer_names)
+                self._set(r, 10, "ok" if report.healthy else ("exploding" if report.exploding.any() else "vanishing"),
+                          text, warn=not report.healthy)
+
+    def fit_columns(self) -> None:
+        """Size the columns to their contents (once the texts are final, or once while running)."""
+        for c in range(1, self.columnCount()):
+            self.resizeColumnToContents(c)
+
+    def _selected(self) -> None:
+        rows = self.selectionModel().selectedRows()
+        if rows:
+            self.run_selected.emit(rows[0].row())
