@@ -66,7 +66,8 @@ class DataProblem:
     """One generated data set and its losses. Parameters are points ``P`` of shape ``(..., 2)``.
 
     ``features`` is ``(n, 2)`` (row i multiplies the parameters), ``targets`` is ``(n,)``, both float64;
-    inputs of another dtype get the data cast to theirs.
+    inputs of another dtype get the data cast to theirs. Problems are cached and shared by the map,
+    the race and the sampler: treat the tensors as read-only.
     """
 
     objective: str
@@ -215,6 +216,11 @@ class DataObjective:
     axis_labels: tuple[str, str]
     params: tuple[Param, ...]
 
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"data objective {self.name}: model must be one of {', '.join(MODELS)}, "
+                             f"got {self.model!r}")
+
     def resolve(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return resolve_params(self.params, params, f"function {self.name}")
 
@@ -326,7 +332,11 @@ def data_objective_of(function: Any) -> DataObjective | None:
     return data if isinstance(data, DataObjective) else None
 
 
+# GD is full-batch by definition; L-BFGS re-evaluates the loss in its closure, which is the full loss.
+FULL_BATCH_OPTIMIZERS = frozenset({"gd", "lbfgs"})
+
+
 def step_uses_minibatch(optimizer_name: str, batch_size: int) -> bool:
-    """GD is full-batch by definition; every other optimiser takes mini-batches when a size is set."""
-    return batch_size > 0 and optimizer_name != "gd"
+    """Whether this optimiser steps on mini-batches when the run's batch size is ``batch_size``."""
+    return batch_size > 0 and optimizer_name not in FULL_BATCH_OPTIMIZERS
 

@@ -243,6 +243,12 @@ def test_gd_steps_on_the_full_data_whatever_the_batch_size():
         assert np.array_equal(a.xy[0], b.xy[0]) and np.array_equal(a.grad[0], b.grad[0])
 
 
+def test_lbfgs_stays_full_batch_as_its_closure_re_evaluates_the_full_loss():
+    lbfgs = (OptimizerConfig("lbfgs", {"lr": 0.5}),)
+    full, batched = race(batch_size=0, optimizers=lbfgs, steps=5), race(batch_size=8, optimizers=lbfgs, steps=5)
+    assert all(np.array_equal(a.xy, b.xy) and np.array_equal(a.grad, b.grad) for a, b in zip(full, batched))
+
+
 def test_sgd_steps_on_the_seeded_mini_batches_and_frames_show_the_full_loss():
     frames = race(batch_size=8, seed=5, steps=6)
     problem = get_data_objective("linear_regression").problem()
