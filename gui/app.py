@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None, started: float | None = None) -> int:
     if os.environ.get("OPTISCOPE_STARTUP_PROBE"):
         probe = _FirstPaintProbe(started or time.perf_counter())
         app.installEventFilter(probe)
-    window = MainWindow(QSettings(), eager=False, before_panels=lambda: (configure(), configure_torch()))
+    window = MainWindow(QSettings(), eager=False, before_panels=lambda: (configure(), configure_torch()),
+                        restore_session=True)
     install_excepthook(window.show_error)
     window.show()
     return app.exec()

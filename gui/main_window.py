@@ -25,11 +25,14 @@ log = logging.getLogger("optiscope")
 class MainWindow(QMainWindow):
     engine_ready = Signal()
 
-    def __init__(self, settings: QSettings | None = None, eager: bool = True, before_panels=None):
+    def __init__(self, settings: QSettings | None = None, eager: bool = True, before_panels=None,
+                 restore_session: bool = False):
         super().__init__()
         self.setWindowTitle("Optiscope")
         self.settings = settings
         self.before_panels = before_panels
+        self.restore_session = restore_session  # the app does; tests start from the defaults
+        self.sessions = None
         self.landscape = None
         self.mnist = None
         self.explore = None
@@ -89,8 +92,13 @@ class MainWindow(QMainWindow):
         self.landscape.stats.connect(self._landscape_stats)
         self.mnist.stats.connect(self.step_label.setText)
         self.busy_label.setText("")
+        from .session_menu import SessionMenus
+        self.sessions = SessionMenus(self)
+        self.open_preset_for_topic = self.sessions.open_for_topic
         self._set_engine_actions(True)
         self._restore_panel_settings()
+        if self.restore_session:
+            self.sessions.restore_last()
         apply_theme(self, self.theme)
         self.engine_ready.emit()
 
@@ -306,6 +314,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.save_settings()
+        if self.sessions is not None and self.restore_session:
+            self.sessions.save_last()
         for panel in (self.landscape, self.mnist, self.explore):
             if panel is not None:
                 panel.shutdown()

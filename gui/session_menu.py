@@ -1,0 +1,245 @@
+"""File and Presets menus: sessions opened, saved, restored and exported; presets by syllabus topic.
+
+Kept beside the main window so the window module stays about layout and run control.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QProgressDialog
+
+RECENT_KEY = "session/recent"
+
+
+class SessionMenus:
+    """Adds File > Open/Save/Save as/Recent/Export and a Presets menu to ``window`` (a MainWindow)."""
+
+    def __init__(self, window):
+        self.w = window
+        self.path: Path | None = None
+        file_menu = window.file_menu
+        first = file_menu.actions()[0] if file_menu.actions() else None
+        self.open_action = window._action("&Open session...", self.open_dialog, QKeySequence.Open,
+                                          "Open a session file: functions, optimisers, schedules, seeds")
+        self.save_action = window._action("&Save session", self.save, QKeySequence.Save,
+                                          "Save everything needed to reproduce what is on screen")
+        self.save_as_action = window._action("Save session &as...", self.save_as, QKeySequence.SaveAs,
+                                             "Save the session under a new name")
+        self.recent_menu = QMenu("Open &recent", window)
+        export_menu = QMenu("&Export", window)
+        self.export_plot_action = window._action("Current view as &PNG or SVG...", self.export_view,
+                                                 tip="A figure of the current view, legends and axes included")
+        self.export_metrics_action = window._action("&Metrics as CSV or JSON...", self.export_metrics,
+                                                    tip="The current run's per-step metrics")
+        self.record_action = window._action("&Record a clip (MP4 or GIF)...", self.record, "Ctrl+Shift+R",
+                                            "Record the 2D race at a fixed frame rate and steps per frame")
+        for a in (self.export_plot_action, self.export_metrics_action, self.record_action):
+            export_menu.addAction(a)
+        for item in (self.open_action, self.recent_menu, self.save_action, self.save_as_action, None, export_menu,
+                     None):
+            if item is None:
+                file_menu.insertSeparator(first)
+            elif isinstance(item, QMenu):
+                file_menu.insertMenu(first, item)
+            else:
+                file_menu.insertAction(first, item)
+        self.presets_menu = window.menuBar().insertMenu(window.help_menu.menuAction(), QMenu("&Presets", window))
+        self._fill_presets()
+        self._fill_recent()
+
+    # ---- presets ----
+    def _fill_presets(self) -> None:
+        from engine.presets import presets_by_topic
+        menu = self.presets_menu.menu()
+        for topic, presets in presets_by_topic():
+            sub = menu.addMenu(topic)
+            for preset in presets:
+                action = QAction(preset.title, self.w)
+                action.setStatusTip(preset.caption.replace("\n", " "))
+                action.setToolTip(preset.caption)
+                action.triggered.connect(lambda _=False, p=preset: self.open_preset(p))
+                sub.addAction(action)
+            sub.setToolTipsVisible(True)
+
+    def open_preset(self, preset) -> None:
+        self.apply(preset.session)
+        self.path = None
+        self.w.statusBar().showMessage(f"{preset.title}: {preset.caption}".replace("\n", " "), 30_000)
+
+    def open_for_topic(self, key: str) -> None:
+        from engine.presets import presets_for
+        found = presets_for(key) if key else []
+        if found:
+            self.open_preset(found[0])
+
+    # ---- sessions ----
+    def current(self):
+        from engine.session import Display, Session
+        view = {0: "landscape", 1: "mnist"}.get(self.w.tabs.currentIndex(), "landscape")
+        runs = tuple(self.w.mnist.configs(only_enabled=False))
+        return Session(view=view, landscape=self.w.landscape.config(), mnist_runs=runs,
+                       display=Display(steps_per_frame=self.w.landscape.steps_per_frame()))
+
+    def apply(self, session) -> None:
+        """Put a validated session into the panels (validation happened when it was loaded)."""
+        self.w.landscape.set_config(session.landscape)
+        if session.mnist_runs:
+            self.w.mnist.set_configs(list(session.mnist_runs))
+        self.w.tabs.setCurrentIndex(1 if session.view == "mnist" else 0)
+
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.w, "Open session", str(self._folder()), "Sessions (*.json)")
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | Path) -> bool:
+        from engine.registry import ConfigError
+        from engine.session import load_session, version_notes
+        try:
+            session = load_session(path)  # validated whole before anything on screen changes
+        except (ConfigError, OSError) as exc:
+            self.w.show_error(f"Could not open {Path(path).name}: {exc}",
+                              "The session on screen is unchanged.")
+            return False
+        self.apply(session)
+        self.path = Path(path)
+        self._push_recent(self.path)
+        notes = version_notes(session)
+        self.w.statusBar().showMessage(f"Opened {self.path.name}" + (f" ({'; '.join(notes)})" if notes else ""),
+                                       15_000)
+        return True
+
+    def save(self) -> None:
+        if self.path is None:
+            self.save_as()
+        else:
+            self.save_to(self.path)
+
+    def save_as(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self.w, "Save session", str(self._folder() / "session.json"),
+                                              "Sessions (*.json)")
+        if path:
+            self.save_to(Path(path).with_suffix(".json"))
+
+    def save_to(self, path: Path) -> bool:
+        from engine.registry import ConfigError
+        from engine.session import save_session
+        try:
+            save_session(self.current(), path)
+        except (ConfigError, OSError) as exc:
+            self.w.show_error(f"Could not save {path.name}: {exc}", "Nothing was overwritten.")
+            return False
+        self.path = path
+        self._push_recent(path)
+        self.w.statusBar().showMessage(f"Saved {path}", 10_000)
+        return True
+
+    def save_last(self) -> None:
+        """On close: the session is restored at the next start."""
+        from engine.session import last_session_path, save_session
+        try:
+            save_session(self.current(), last_session_path())
+        except Exception as exc:  # closing must never fail over this
+            self.w.show_problem(f"could not keep the session for next time: {exc}")
+
+    def restore_last(self) -> None:
+        from engine.session import restore_last_session
+        session, problem = restore_last_session()
+        if session is not None:
+            try:
+                self.apply(session)
+            except Exception as exc:
+                self.w.show_problem(f"the last session could not be restored: {exc}")
+        elif problem:
+            self.w.show_problem(problem)
+
+    def _folder(self) -> Path:
+        return self.path.parent if self.path is not None else Path.home()
+
+    def _recent(self) -> list[str]:
+        s = self.w.settings
+        value = s.value(RECENT_KEY, []) if s is not None else []
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _push_recent(self, path: Path) -> None:
+        from engine.session import push_recent
+        if self.w.settings is not None:
+            self.w.settings.setValue(RECENT_KEY, push_recent(self._recent(), path))
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        from engine.session import prune_recent
+        self.recent_menu.clear()
+        recent = prune_recent(self._recent())
+        for p in recent:
+            action = QAction(Path(p).name, self.w)
+            action.setStatusTip(p)
+            action.triggered.connect(lambda _=False, p=p: self.open_path(p))
+            self.recent_menu.addAction(action)
+        self.recent_menu.setEnabled(bool(recent))
+
+    # ---- export ----
+    def export_view(self) -> None:
+        from .export import export_plot
+        path, _ = QFileDialog.getSaveFileName(self.w, "Export the current view", str(self._folder() / "view.png"),
+                                              "PNG image (*.png);;SVG drawing (*.svg)")
+        if not path:
+            return
+        width, ok = QInputDialog.getInt(self.w, "Export", "Width in pixels (PNG):", 1920, 200, 8000)
+        if not ok:
+            return
+        try:
+            export_plot(self.w.tabs.currentWidget(), path, width=width if path.lower().endswith(".png") else None)
+        except Exception as exc:
+            self.w.show_error(f"Could not export: {exc}")
+            return
+        self.w.statusBar().showMessage(f"Exported {path}", 10_000)
+
+    def export_metrics(self) -> None:
+        from .export import export_landscape_metrics
+        panel = self.w.landscape
+        if panel.history is None:
+            self.w.show_problem("export: run the race first; there are no metrics yet")
+            return
+        path, _ = QFileDialog.getSaveFileName(self.w, "Export metrics", str(self._folder() / "metrics.csv"),
+                                              "CSV (*.csv);;JSON (*.json)")
+        if not path:
+            return
+        try:
+            export_landscape_metrics(panel.history, [c.label for _, c in panel.run_configs], path)
+        except Exception as exc:
+            self.w.show_error(f"Could not export metrics: {exc}")
+            return
+        self.w.statusBar().showMessage(f"Exported {path}", 10_000)
+
+    def record(self) -> None:
+        from .recording import landscape_advance, record_widget
+        path, _ = QFileDialog.getSaveFileName(self.w, "Record a clip", str(self._folder() / "clip.mp4"),
+                                              "MP4 video (*.mp4);;GIF animation (*.gif)")
+        if not path:
+            return
+        panel = self.w.landscape
+        self.w.tabs.setCurrentWidget(panel)
+        panel.reset()  # a clip starts at step 0, so it shows the same content whatever the machine's speed
+        dialog = QProgressDialog("Recording...", "Cancel", 0, 100, self.w)
+        dialog.setWindowModality(Qt.WindowModal)
+
+        def progress(done: int, total: int) -> None:
+            dialog.setValue(min(99, int(100 * done / max(total, 1))))
+            if dialog.wasCanceled():
+                raise KeyboardInterrupt
+
+        try:
+            record_widget(panel.map_plot, landscape_advance(panel), path, fps=30,
+                          steps_per_frame=panel.steps_per_frame(), size="720p", progress=progress,
+                          frames=30 * 20)
+        except KeyboardInterrupt:
+            self.w.statusBar().showMessage("Recording cancelled; no file was left.", 10_000)
+        except Exception as exc:
+            self.w.show_error(f"Could not record: {exc}")
+        else:
+            self.w.statusBar().showMessage(f"Recorded {path}", 15_000)
+        finally:
+            dialog.close()
