@@ -148,6 +148,12 @@ class MainWindow(QMainWindow):
             self.theme_group.addAction(a)
             theme_menu.addAction(a)
             self.theme_actions[name] = a
+        self.presenter_action = QAction("&Presenter mode", self, checkable=True)
+        self.presenter_action.setShortcut(QKeySequence("Ctrl+Shift+P"))
+        self.presenter_action.setStatusTip("Larger fonts and thicker lines for a projector or a recording")
+        self.presenter_action.toggled.connect(self._presenter)
+        self.addAction(self.presenter_action)
+        self.view_menu.addAction(self.presenter_action)
 
         self.help_menu = bar.addMenu("&Help")
         self.study_action = self._action("&Study topics", self._toggle_study, "F1",
@@ -271,6 +277,11 @@ class MainWindow(QMainWindow):
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
     # ---- themes and settings ----
+    def _presenter(self, on: bool) -> None:
+        from .recording import apply_plot_theme
+        from .theme import resolve
+        apply_plot_theme(self, ("presenter-dark" if resolve(self.theme) else "presenter-light") if on else "default")
+
     def set_theme(self, theme: str) -> None:
         self.theme = theme
         self.theme_actions[theme].setChecked(True)

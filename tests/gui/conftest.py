@@ -2,6 +2,9 @@
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if "OPTISCOPE_STATE_DIR" not in os.environ:  # never write the user's real last-session file
+    import tempfile
+    os.environ["OPTISCOPE_STATE_DIR"] = tempfile.mkdtemp(prefix="optiscope-test-state-")
 
 import pytest  # noqa: E402
 
