@@ -198,6 +198,9 @@ class SessionMenus:
         self.w.statusBar().showMessage(f"Exported {path}", 10_000)
 
     def export_metrics(self) -> None:
+        if self.w.tabs.currentWidget() is self.w.mnist:
+            self._export_training_metrics()
+            return
         from .export import export_landscape_metrics
         panel = self.w.landscape
         if panel.history is None:
@@ -213,6 +216,29 @@ class SessionMenus:
             self.w.show_error(f"Could not export metrics: {exc}")
             return
         self.w.statusBar().showMessage(f"Exported {path}", 10_000)
+
+    def _export_training_metrics(self) -> None:
+        """One file per MNIST run: name-run1.csv, name-run2.csv, ... (steps and evaluations)."""
+        from .export import export_training_metrics
+        traces = [t for t in self.w.mnist.traces if len(t.step)]
+        if not traces:
+            self.w.show_problem("export: train first; there are no MNIST metrics yet")
+            return
+        path, _ = QFileDialog.getSaveFileName(self.w, "Export MNIST metrics", str(self._folder() / "training.csv"),
+                                              "CSV (*.csv);;JSON (*.json)")
+        if not path:
+            return
+        written = self.write_training_metrics(Path(path))
+        self.w.statusBar().showMessage(f"Exported {len(written)} runs beside {path}", 10_000)
+
+    def write_training_metrics(self, path: Path) -> list[Path]:
+        from .export import export_training_metrics
+        out = []
+        for t in self.w.mnist.traces:
+            if len(t.step):
+                target = path.with_name(f"{path.stem}-run{t.index + 1}{path.suffix}")
+                out.append(export_training_metrics(t, target, t.label))
+        return out
 
     def record(self) -> None:
         from .recording import landscape_advance, record_widget

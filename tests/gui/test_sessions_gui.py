@@ -38,3 +38,18 @@ def test_presets_menu_and_study_topics_open_their_lesson(window):
     assert window.landscape.config().function == "ravine"
     window.open_preset_for_topic("dropout")
     assert window.tabs.currentWidget() is window.mnist
+
+
+def test_mnist_metrics_export_one_file_per_run(window, qtbot, tmp_path):
+    panel = window.mnist
+    window.tabs.setCurrentWidget(panel)
+    cfgs = panel.configs()[:2]
+    panel.set_configs([type(c)(**{**c.__dict__, "epochs": 1, "train_size": 600}) for c in cfgs])
+    panel.start()
+    qtbot.waitUntil(lambda: not panel._active and panel.traces and all(t.summary is not None for t in panel.traces),
+                    timeout=120_000)
+    written = window.sessions.write_training_metrics(tmp_path / "m.csv")
+    assert [p.name for p in written] == ["m-run1.csv", "m-run2.csv"]
+    text = written[0].read_text()
+    assert "kind" in text.splitlines()[0] and "eval" in text
+    panel.shutdown()
