@@ -637,3 +637,13 @@ def update_rule_lines(name: str, values: Mapping[str, Any] | None = None) -> lis
 def update_rule_latex(name: str, values: Mapping[str, Any] | None = None) -> str:
     """:func:`update_rule_lines` on one line (mathtext has no line breaks), without ``$`` delimiters."""
     return r",\quad ".join(update_rule_lines(name, values))
+
+
+def live_params(frame: Any, i: int, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The configured hyperparameters with the values torch actually used at this frame: a schedule
+    that cycles momentum or beta1 (CyclicLR, OneCycleLR) changes them step by step."""
+    out = dict(params or {})
+    hyper = getattr(frame, "hyper", ())
+    if hyper and i < len(hyper):
+        out.update(hyper[i])
+    return out

@@ -182,6 +182,9 @@ class LandscapeFrame:
     state: tuple[dict[str, np.ndarray], ...] = ()  # per optimiser: optimizer.state buffers, (N, 2) each
     schedule_state: tuple[dict[str, Any], ...] = ()
     elapsed: float = 0.0  # seconds of engine time so far
+    # Per optimiser: momentum / beta1 / beta2 as torch holds them for update k, where a schedule cycles
+    # them (CyclicLR, OneCycleLR with cycle_momentum); empty otherwise. See engine.glyphs.live_params.
+    hyper: tuple[dict[str, float], ...] = ()
 
     @property
     def grad_norm(self) -> np.ndarray:
@@ -196,6 +199,13 @@ def _state_copy(opt: torch.optim.Optimizer, leaf: torch.Tensor) -> dict[str, np.
         elif isinstance(value, (int, float)):
             out[key] = np.asarray(value)
     return out
+
+
+def _live_hyper(opt: torch.optim.Optimizer) -> dict[str, float]:
+    group = opt.param_groups[0]
+    if "betas" in group:
+        return {"beta1": float(group["betas"][0]), "beta2": float(group["betas"][1])}
+    return {"momentum": float(group["momentum"])} if "momentum" in group else {}
 
 
 def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[LandscapeFrame]:
@@ -231,6 +241,7 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
         # On a mini-batch the batch itself is the noise, so the synthetic noise is off.
         noise.append(float(values.get("noise", 0.0)) if oc.name == "sgd" and not on_batch[i] else 0.0)
     k_opts = len(leaves)
+    cycles = [bool(oc.schedule.params.get("cycle_momentum")) for oc in cfg.optimizers]
     diverged_at = np.full((k_opts, n), -1, dtype=np.int64)  # replaced, never mutated: frames share it
     any_dead = False
     last_good = starts.unsqueeze(0).repeat(k_opts, 1, 1)
@@ -292,6 +303,7 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
             schedule_state=(tuple(s.describe_state() if s is not None else {"step": step} for s in scheds)
                             if with_state else ()),
             elapsed=time.perf_counter() - t0,
+            hyper=tuple(_live_hyper(o) if c else {} for o, c in zip(opts, cycles)) if with_state else (),
         )
         if step == cfg.steps:
             return

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from engine.config import OptimizerConfig
-from engine.glyphs import effective_decay, hyperparameters
+from engine.glyphs import effective_decay, hyperparameters, live_params
 
 from .log_ticks import thin_log_labels
 from .plots import make_plot
@@ -108,7 +108,7 @@ class DecayPlot(QWidget):
                 if not f.state or f.diverged_at[j, 0] >= 0:
                     continue
                 try:
-                    d = effective_decay(cfg.name, cfg.params, f.state[j], float(f.lr[j]))
+                    d = effective_decay(cfg.name, live_params(f, j, cfg.params), f.state[j], float(f.lr[j]))
                 except (ValueError, KeyError):
                     d = None
                 if d is not None:

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from engine.config import OptimizerConfig
 from engine.diagnostics import STATUSES, ConvergenceTracker, results_table, summary_table
 from engine.functions import FUNCTIONS, TestFunction, check_domain
-from engine.glyphs import StepPart, decompose_frames, glyphs_for_frame, has_decomposition
+from engine.glyphs import StepPart, decompose_frames, glyphs_for_frame, has_decomposition, live_params
 from engine.landscape import (LandscapeConfig, LandscapeFrame, StartsConfig, resolve_function, run_landscape,
                               start_points)
 from engine.registry import ConfigError
@@ -914,7 +914,7 @@ class LandscapePanel(QWidget):
             nan = np.full((n_show, 2), np.nan)
             heads.append(xy)
             try:
-                gl = glyphs_for_frame(last, j, cfg.name, cfg.params) if last.state else None
+                gl = glyphs_for_frame(last, j, cfg.name, live_params(last, j, cfg.params)) if last.state else None
             except (ValueError, KeyError):
                 gl = None
 
@@ -962,7 +962,7 @@ class LandscapePanel(QWidget):
             alive = (last.diverged_at[j, :n_show] < 0)[:, None]
             try:
                 if has_decomposition(cfg.name):
-                    parts = decompose_frames(prev, last, j, cfg.name, cfg.params)
+                    parts = decompose_frames(prev, last, j, cfg.name, live_params(prev, j, cfg.params))
                 else:
                     parts = [StepPart("step", "step (line search)", "", last.xy[j] - prev.xy[j])]
             except (ValueError, KeyError):

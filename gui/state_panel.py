@@ -16,7 +16,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QSpinBox, QVBoxLayout, QWidget
 
 from engine.config import OptimizerConfig, ScheduleConfig
-from engine.glyphs import StepPart, rule_values, state_summary, update_rule_lines
+from engine.glyphs import StepPart, live_params, rule_values, state_summary, update_rule_lines
 from engine.schedules import SCHEDULES
 
 from .glyph_items import part_colour
@@ -173,7 +173,8 @@ class StatePanel(QWidget):
         self.title.setText(f"<span style='color:{colour}; font-size:16px'>■</span> <b>{label}</b>"
                            f" · frame {frame.step}{status}")
         try:
-            self.rows = state_summary(name, params, state, frame.grad[j], float(frame.lr[j]), index)
+            self.rows = state_summary(name, live_params(frame, j, params), state, frame.grad[j],
+                                      float(frame.lr[j]), index)
         except (ValueError, KeyError) as exc:
             self.rows = [("state", f"not readable: {exc}")]
         self.table.setText(_table(self.rows))
@@ -185,11 +186,13 @@ class StatePanel(QWidget):
         try:
             if consecutive:
                 delta = frame.xy[j] - prev.xy[j]
-                values = rule_values(name, params, prev.state[j], prev.grad[j], float(prev.lr[j]), prev.xy[j],
+                values = rule_values(name, live_params(prev, j, params), prev.state[j], prev.grad[j],
+                                     float(prev.lr[j]), prev.xy[j],
                                      index, step=delta)
                 caption = f"update {prev.step} → {frame.step} (t = {values['t']}), as torch took it"
             else:
-                values = rule_values(name, params, state, frame.grad[j], float(frame.lr[j]), frame.xy[j], index)
+                values = rule_values(name, live_params(frame, j, params), state, frame.grad[j], float(frame.lr[j]),
+                                     frame.xy[j], index)
                 caption = f"next update (t = {values['t']}): inputs at frame {frame.step}"
             self.rule_lines = update_rule_lines(name, values)
         except (ValueError, KeyError) as exc:
