@@ -246,8 +246,18 @@ class SessionMenus:
                                               "MP4 video (*.mp4);;GIF animation (*.gif)")
         if not path:
             return
+        size, ok = QInputDialog.getItem(self.w, "Record", "Size:", ["720p", "1080p"], 0, False)
+        if not ok:
+            return
+        seconds, ok = QInputDialog.getInt(self.w, "Record", "Length in seconds (30 frames per second):", 20, 1, 600)
+        if not ok:
+            return
+        title, ok = QInputDialog.getText(self.w, "Record", "Title over the clip (optional):")
+        if not ok:
+            return
         panel = self.w.landscape
         self.w.tabs.setCurrentWidget(panel)
+        equation = f"f(x, y) = {panel.function.formula}"
         panel.reset()  # a clip starts at step 0, so it shows the same content whatever the machine's speed
         dialog = QProgressDialog("Recording...", "Cancel", 0, 100, self.w)
         dialog.setWindowModality(Qt.WindowModal)
@@ -259,8 +269,8 @@ class SessionMenus:
 
         try:
             record_widget(panel.map_plot, landscape_advance(panel), path, fps=30,
-                          steps_per_frame=panel.steps_per_frame(), size="720p", progress=progress,
-                          frames=30 * 20)
+                          steps_per_frame=panel.steps_per_frame(), size=size, progress=progress,
+                          frames=30 * seconds, title=title, equation=equation)
         except KeyboardInterrupt:
             self.w.statusBar().showMessage("Recording cancelled; no file was left.", 10_000)
         except Exception as exc:
