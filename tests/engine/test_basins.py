@@ -13,17 +13,6 @@ from engine.landscape import LandscapeConfig, run_landscape
 from engine.registry import ConfigError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread, as the app runs on two cores (gui/app.py leaves the GUI a core). On tensors
-    this small a second OpenMP thread only spin-waits, and against any other load on the machine
-    that makes runs tens of times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 GD = OptimizerConfig("gd", {"lr": 0.01})
 RES = 40
 

@@ -12,17 +12,6 @@ from engine.minibatch import DATA_OBJECTIVES, data_objective_of, get_data_object
 from engine.registry import ConfigError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread, as the app runs on two cores (gui/app.py leaves the GUI a core). On tensors
-    this small a second OpenMP thread only spin-waits, and against any other load on the machine
-    that makes runs tens of times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 NAMES = DATA_OBJECTIVES.names()
 # Every setting moved off its default (n_points kept small so the per-sample Jacobians stay cheap).
 OTHER = {"n_points": 96, "noise": 0.2, "feature_scale": 2.0, "feature_offset": -1.5, "data_seed": 7}

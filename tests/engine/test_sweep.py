@@ -13,17 +13,6 @@ from engine.registry import ConfigError
 from engine.sweep import SWEEPABLE, SweepAxis, SweepConfig, SweepResult, iter_sweep, run_sweep
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread, as the app runs on two cores (gui/app.py leaves the GUI a core). On tensors
-    this small a second OpenMP thread only spin-waits, and against any other load on the machine
-    that makes runs tens of times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 STEPS = 100
 REL = 1e-6  # the issue's bound; on this machine the replays agree bit for bit
 
