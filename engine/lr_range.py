@@ -24,7 +24,7 @@ from torch import nn
 from .config import _check_keys, _typed
 from .optimizers import OPTIMIZERS
 from .registry import ConfigError, Param
-from .training import PreparedData, TrainConfig, _augment, _OwnRandom, _dropout_layers, build_model, prepare_data, \
+from .training import PreparedData, TrainConfig, take_batch, _OwnRandom, _dropout_layers, build_model, prepare_data, \
     steps_per_epoch
 
 PARAMS = (
@@ -173,10 +173,7 @@ def run_lr_range(cfg: TrainConfig, rcfg: LRRangeConfig | None = None, data: Prep
         b = step % per_epoch
         if step and b == 0:
             order = torch.randperm(n_train, generator=gen)
-        idx = order[b * batch:(b + 1) * batch]
-        xb, yb = data.x_train[idx], data.y_train[idx]
-        if cfg.augment:
-            xb = _augment(xb, aug_gen)
+        xb, yb = take_batch(data, order, b, batch, aug_gen if cfg.augment else None)
         optimizer.zero_grad()
         with rng:
             loss = loss_fn(model(xb), yb)

@@ -306,6 +306,14 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Mod
     return total / n, correct / n, np.concatenate(conf) if conf else np.zeros(0)
 
 
+def take_batch(data: "PreparedData", order: torch.Tensor, b: int, batch: int,
+               aug_gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mini-batch b of an epoch's shuffled order; augmented when a generator for it is given."""
+    idx = order[b * batch:(b + 1) * batch]
+    xb, yb = data.x_train[idx], data.y_train[idx]
+    return (_augment(xb, aug_gen) if aug_gen is not None else xb), yb
+
+
 def _augment(xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Small random shifts (up to 2 px) and rotations (up to 10 degrees), by an affine resampling grid."""
     b = xb.shape[0]
@@ -402,10 +410,7 @@ def run_training(cfg: TrainConfig, data: PreparedData | None = None, model: nn.M
     for epoch in range(cfg.epochs):
         order = torch.randperm(n_train, generator=gen)
         for b in range(per_epoch):
-            idx = order[b * batch:(b + 1) * batch]
-            xb, yb = data.x_train[idx], data.y_train[idx]
-            if cfg.augment:
-                xb = _augment(xb, aug_gen)
+            xb, yb = take_batch(data, order, b, batch, aug_gen if cfg.augment else None)
             optimizer.zero_grad()
             with rng:
                 loss = loss_fn(model(xb), yb)
