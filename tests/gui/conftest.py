@@ -45,3 +45,17 @@ def window(qtbot, tmp_path):
     w.show()
     yield w
     w.close()
+
+
+@pytest.fixture
+def panel(qtbot):
+    """The 2D view alone (the whole window is not needed there, and is slower to build)."""
+    from gui.app import configure
+    from gui.landscape_panel import LandscapePanel
+    configure()
+    p = LandscapePanel()
+    qtbot.addWidget(p)
+    p.resize(1100, 700)
+    p.show()
+    yield p
+    p.shutdown()

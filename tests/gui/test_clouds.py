@@ -7,19 +7,6 @@ from engine.config import OptimizerConfig
 from engine.landscape import LandscapeConfig, LandscapeFrame, StartsConfig
 
 
-@pytest.fixture
-def panel(qtbot):
-    from gui.app import configure
-    from gui.landscape_panel import LandscapePanel
-    configure()
-    p = LandscapePanel()
-    qtbot.addWidget(p)
-    p.resize(1100, 700)
-    p.show()
-    yield p
-    p.shutdown()
-
-
 def _frames(k, n, steps, start=0, dead=None):
     rng = np.random.default_rng(start)
     pos = rng.uniform(-1, 1, (k, n, 2))

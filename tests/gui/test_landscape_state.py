@@ -13,20 +13,6 @@ from gui.glyph_items import ARROW_POINTS, ELLIPSE_POINTS, arrow_polyline, auto_s
 from gui.mathtext import latex_to_html, plain
 
 
-@pytest.fixture
-def panel(qtbot):
-    """The 2D view alone (the whole window is not needed here, and is slower to build)."""
-    from gui.app import configure
-    from gui.landscape_panel import LandscapePanel
-    configure()
-    p = LandscapePanel()
-    qtbot.addWidget(p)
-    p.resize(1100, 700)
-    p.show()
-    yield p
-    p.shutdown()
-
-
 def _race(panel, *entries, steps=None):
     panel.optimizers.clear()
     for name, params in entries:
