@@ -1,7 +1,6 @@
 """Clouds of starts in the 2D view: the Run group's controls, heads and fading trails, diverged particles,
 the batch-size control of data-set objectives, and a history that stays bounded however long a cloud runs."""
 import numpy as np
-import pytest
 
 from engine.config import OptimizerConfig
 from engine.landscape import LandscapeConfig, LandscapeFrame, StartsConfig
