@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from functools import partial
 from typing import Any
 
@@ -36,7 +35,8 @@ from .optimizer_list import MAX_OPTIMIZERS, OptimizerList, check_schedule
 from .param_form import ParamForm, format_number
 from .plots import make_plot
 from .results_table import ResultsTable
-from .series import Growing, decimate, positive_or_nan
+from .race_history import MAX_TRAIL_TRAJECTORIES, TRAIL_STEPS, RaceHistory  # noqa: F401 (re-exported)
+from .series import positive_or_nan, thin_path  # noqa: F401 (thin_path re-exported)
 from .state_panel import StatePanel
 from .style import DIVERGED_SYMBOL, PALETTE, colour, symbol
 from .worker import GeneratorWorker
@@ -45,11 +45,8 @@ GRID = 220  # samples per axis of the colour map
 CONTOUR_LEVELS = 14
 DEFAULT_RACE = (("gd", {"lr": 0.001}), ("momentum", {"lr": 0.001}), ("rmsprop", {"lr": 0.01}),
                 ("adam", {"lr": 0.05}))
-MAX_PATH_POINTS = 2000  # a drawn trajectory is thinned to this many points (a 2-px pen costs per segment)
 MAX_PATH_TRAJECTORIES = 1  # more trajectories than this are a cloud: heads and fading trails
-TRAIL_STEPS = 20  # a cloud's particles trail their last this many steps
 TRAIL_BANDS = 4  # ... drawn as this many age bands, older ones fainter (one PlotDataItem each)
-MAX_TRAIL_TRAJECTORIES = 1000  # trails for at most this many particles per optimiser; heads for all
 MAX_GLYPH_TRAJECTORIES = 64  # glyphs for at most this many heads per optimiser
 SIDE_REFRESH_S = 0.1  # state panel, results table and decay plot: at most 10 Hz while playing
 DEFAULT_CUSTOM = "sin(x) * cos(y) + 0.1 * (x**2 + y**2)"
@@ -116,15 +113,6 @@ def contour_paths(levels_img: np.ndarray, xs: np.ndarray, ys: np.ndarray,
     return cx, cy
 
 
-def thin_path(x: np.ndarray, y: np.ndarray, max_points: int = MAX_PATH_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    """Every k-th point of a long trajectory for drawing (the newest always kept); the history stays whole."""
-    n = len(x)
-    if n <= max_points:
-        return x, y
-    idx = np.unique(np.concatenate([np.linspace(0, n - 1, max_points).astype(np.int64), [n - 1]]))
-    return x[idx], y[idx]
-
-
 def move_spots(item: pg.ScatterPlotItem, x: np.ndarray, y: np.ndarray) -> None:
     """New positions for the same number of spots of unchanged style, without ``setData``.
 
@@ -139,66 +127,6 @@ def move_spots(item: pg.ScatterPlotItem, x: np.ndarray, y: np.ndarray) -> None:
     item.bounds = [None, None]
     item.invalidate()
     item.sigPlotChanged.emit(item)
-
-
-class RaceHistory:
-    """Everything the 2D plots draw, appended frame by frame.
-
-    Memory: for every step only per-optimiser numbers are kept (the mean loss, gradient norm and rate the
-    curves draw, and the first trajectory's position, for export). A single start point (N == 1) keeps its
-    whole path that way: K x 2 floats a step, small. A cloud (N > 1) keeps, besides, only what its trails
-    draw: the last TRAIL_STEPS + 1 positions of its first MAX_TRAIL_TRAJECTORIES particles, in a ring, so a
-    long cloud run stays flat in memory instead of growing by K x N x 2 floats a step. Heads come from the
-    newest frame, which is kept whole.
-    """
-
-    def __init__(self, k: int, n: int, trail: int = 0):
-        self.k, self.n = k, n
-        self.steps = Growing((), np.int64)
-        self.xy = Growing((k, 1, 2))  # the first trajectory's whole path (the only one when n == 1)
-        self.loss = Growing((k,))
-        self.grad_norm = Growing((k,))
-        self.lr = Growing((k,))
-        self.last: LandscapeFrame | None = None
-        self.prev: LandscapeFrame | None = None  # the frame before ``last`` (its state, for splitting an update)
-        self.trail_steps = (trail or TRAIL_STEPS) if n > 1 else 0
-        self.trail_n = min(n, MAX_TRAIL_TRAJECTORIES) if n > 1 else 0
-        self._ring = (np.full((self.trail_steps + 1, k, self.trail_n, 2), np.nan, dtype=np.float32)
-                      if n > 1 else None)
-        self._written = 0  # frames written into the ring in all
-
-    def add(self, frames: list[LandscapeFrame]) -> None:
-        if not frames:
-            return
-        self.steps.extend(np.array([f.step for f in frames]))
-        self.xy.extend(np.stack([f.xy[:, :1] for f in frames]))
-        with warnings.catch_warnings():
-            # A fully diverged optimiser has no finite value to average: NaN is the honest answer.
-            warnings.simplefilter("ignore", RuntimeWarning)
-            self.loss.extend(np.stack([np.nanmean(f.loss, axis=1) for f in frames]))
-            self.grad_norm.extend(np.stack([np.nanmean(f.grad_norm, axis=1) for f in frames]))
-        self.lr.extend(np.stack([f.lr for f in frames]))
-        if self._ring is not None:
-            cap = len(self._ring)
-            for f in frames[-cap:]:
-                self._ring[self._written % cap] = f.xy[:, :self.trail_n]
-                self._written += 1
-        self.prev = frames[-2] if len(frames) >= 2 else self.last
-        self.last = frames[-1]
-
-    def trail(self) -> np.ndarray:
-        """(L, K, trail_n, 2): the newest L <= TRAIL_STEPS + 1 positions of the trailed particles, oldest first."""
-        if self._ring is None:
-            return np.zeros((0, self.k, 0, 2), dtype=np.float32)
-        cap = len(self._ring)
-        count = min(self._written, cap)
-        idx = np.arange(self._written - count, self._written) % cap
-        return self._ring[idx]
-
-    def nbytes(self) -> int:
-        """Bytes held by the history's own buffers (frames aside)."""
-        grown = sum(b._data.nbytes for b in (self.steps, self.xy, self.loss, self.grad_norm, self.lr))
-        return grown + (self._ring.nbytes if self._ring is not None else 0)
 
 
 def _expression_message(exc: ConfigError, text: str) -> str:
@@ -1054,20 +982,22 @@ class LandscapePanel(QWidget):
         h = self.history
         if h is None or h.last is None:
             return
-        steps = h.steps.view.astype(np.float64)
         last = h.last
         fmin = self._minimum_value
         cloud = h.n > MAX_PATH_TRAJECTORIES
         trail = h.trail() if cloud and self.trails else None
         for j, (i, cfg) in enumerate(self.run_configs):
             if not cloud:
-                self.paths[j].setData(*thin_path(h.xy.view[:, j, 0, 0], h.xy.view[:, j, 0, 1]))
+                self.paths[j].setData(*h.path(j))
             elif trail is not None and j < len(self.trails):
                 self._draw_trail(self.trails[j], trail[:, j])
             self._draw_heads(j, i, last)
-            self.loss_curves[j].setData(*decimate(steps, positive_or_nan(h.loss.view[:, j] - fmin)))
-            self.grad_curves[j].setData(*decimate(steps, positive_or_nan(h.grad_norm.view[:, j])))
-            self.lr_curves[j].setData(*decimate(steps, positive_or_nan(h.lr.view[:, j])))
+            x, y = h.curve("loss", j)
+            self.loss_curves[j].setData(x, positive_or_nan(y - fmin))
+            x, y = h.curve("grad_norm", j)
+            self.grad_curves[j].setData(x, positive_or_nan(y))
+            x, y = h.curve("lr", j)
+            self.lr_curves[j].setData(x, positive_or_nan(y))
         self.lr_cursor.setValue(float(last.step))
         self._update_glyphs()
         report = self.tracker.status() if self.tracker is not None else None  # one copy a frame, not one each

@@ -553,7 +553,7 @@ class LandscapeScene(QWidget):
         return float(np.nanmin(z[np.isfinite(z)])) if np.isfinite(z).any() else 0.0
 
     def draw(self) -> None:
-        from .landscape_panel import thin_path
+        from .series import thin_path
         from .series import decimate, positive_or_nan
 
         s = self.stream

@@ -5,6 +5,8 @@ import warnings
 
 import numpy as np
 
+MAX_PATH_POINTS = 2000  # a drawn trajectory is thinned to this many points (a 2-px pen costs per segment)
+
 
 class Growing:
     """An array that grows along axis 0 by doubling, so appends are amortised O(1) and reads are views."""
@@ -88,4 +90,13 @@ def decimate(x: np.ndarray, y: np.ndarray, max_points: int = 4000) -> tuple[np.n
     idx[0::2], idx[1::2] = first, second
     if usable < n:
         idx = np.concatenate([idx, [n - 1]])
+    return x[idx], y[idx]
+
+
+def thin_path(x: np.ndarray, y: np.ndarray, max_points: int = MAX_PATH_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Every k-th point of a long trajectory for drawing (the newest always kept); the history stays whole."""
+    n = len(x)
+    if n <= max_points:
+        return x, y
+    idx = np.unique(np.concatenate([np.linspace(0, n - 1, max_points).astype(np.int64), [n - 1]]))
     return x[idx], y[idx]
