@@ -164,7 +164,7 @@ def start_points(cfg: LandscapeConfig, fn: TestFunction) -> np.ndarray:
     return np.stack([rng.uniform(xmin, xmax, s.count), rng.uniform(ymin, ymax, s.count)], axis=1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LandscapeFrame:
     """State at step k, before update k. Arrays are (K optimisers, N starts, ...) copies, never tensors.
 
@@ -209,7 +209,14 @@ def _live_hyper(opt: torch.optim.Optimizer) -> dict[str, float]:
 
 
 def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[LandscapeFrame]:
-    """Frames for steps 0..cfg.steps. Deterministic for a given config (seed included)."""
+    """Frames for steps 0..cfg.steps. Deterministic for a given config (seed included).
+
+    The loop is kept lean on purpose (bench/bench_sweep.py measures it against a bare torch.optim loop):
+    per step it adds to what the optimiser does only one copy of the positions and gradients (frames must
+    not change after they are yielded, and torch updates parameters, and some optimisers gradients, in
+    place) and a few whole-tensor reductions that say whether anything went non-finite or far away; the
+    per-trajectory masks are built only once something has.
+    """
     cfg.validate()
     fn = resolve_function(cfg)
     fparams = resolve_params(fn.params, cfg.function_params, f"function {fn.name}")
@@ -241,64 +248,84 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
         # On a mini-batch the batch itself is the noise, so the synthetic noise is off.
         noise.append(float(values.get("noise", 0.0)) if oc.name == "sgd" and not on_batch[i] else 0.0)
     k_opts = len(leaves)
+    single = k_opts == 1
+    lbfgs = [isinstance(opt, torch.optim.LBFGS) for opt in opts]
+    noisy = any(v > 0 for v in noise)
+    scheduled = any(s is not None for s in scheds)
     cycles = [bool(oc.schedule.params.get("cycle_momentum")) for oc in cfg.optimizers]
     diverged_at = np.full((k_opts, n), -1, dtype=np.int64)  # replaced, never mutated: frames share it
     any_dead = False
-    last_good = starts.unsqueeze(0).repeat(k_opts, 1, 1)
+    last_good = np.repeat(starts.numpy()[None], k_opts, axis=0)  # (K, N, 2) numpy, replaced not mutated
     evals = np.zeros(k_opts, dtype=np.int64)
-    no_state = tuple({"step": 0} for _ in opts)
+    lr = np.array([opt.param_groups[0]["lr"] for opt in opts], dtype=np.float64)
+    lr.flags.writeable = False  # shared by every frame while no schedule changes it
+    # Whole-tensor checks: numpy is quicker on a handful of numbers, torch's vectorised reductions on many.
+    small = k_opts * n <= 4096
+    bound_sq = bound * bound
+    leaf_np = leaves[0].detach().numpy()  # a view: torch.optim updates the parameter in place
+    f = fn.fn  # parameters are resolved once above, not again on every call
     t0 = time.perf_counter()
-
-    def loss_of(leaf: torch.Tensor) -> torch.Tensor:
-        return fn(leaf, fparams)
 
     for step in range(cfg.steps + 1):
         for opt in opts:
             opt.zero_grad()
-        stacked = torch.stack(leaves) if k_opts > 1 else leaves[0].unsqueeze(0)
-        loss = loss_of(stacked)
+        stacked = leaves[0] if single else torch.stack(leaves)
+        loss = f(stacked[..., 0], stacked[..., 1], fparams)
         # Non-finite rows do not poison the others through the sum: each row's gradient is its own.
         if batches is None:
-            loss.sum().backward()
+            total = loss.sum()
+            total.backward()
         else:  # every optimiser on a batch sees the same one, as runs sharing a seeded DataLoader would
             idx = next(batches)
-            sum(problem.batch_loss(leaf, idx).sum() if on_batch[i] else loss[i].sum()
+            total = loss.detach().sum()
+            sum(problem.batch_loss(leaf, idx).sum() if on_batch[i] else (loss if single else loss[i]).sum()
                 for i, leaf in enumerate(leaves)).backward()
         evals += 1
-        with torch.no_grad():
-            for i, leaf in enumerate(leaves):
-                if noise[i] > 0:
-                    leaf.grad.add_(torch.randn(leaf.shape, generator=gen, dtype=leaf.dtype) * noise[i])
-            grads = torch.stack([leaf.grad for leaf in leaves]) if k_opts > 1 else leaves[0].grad.unsqueeze(0)
-            loss = loss.detach()
-            pos = stacked.detach()
-            # Fast path: one reduction says whether anything at all went non-finite or exploded this step.
-            total, reach = (loss.sum() + grads.sum()).item(), pos.abs().amax().item()
-            if any_dead or not math.isfinite(total) or not reach <= bound:
-                finite = (torch.isfinite(loss) & torch.isfinite(grads).all(-1) & torch.isfinite(pos).all(-1)
-                          & (pos.abs() <= bound).all(-1))
-                fresh = (~finite.numpy()) & (diverged_at < 0)
-                if fresh.any():
-                    diverged_at = diverged_at.copy()
-                    diverged_at[fresh] = step
-                    any_dead = True
+        if noisy:
+            with torch.no_grad():
+                for i, leaf in enumerate(leaves):
+                    if noise[i] > 0:
+                        leaf.grad.add_(torch.randn(leaf.shape, generator=gen, dtype=leaf.dtype) * noise[i])
+        if single:  # numpy copies: cheaper than torch's for the few numbers of one trajectory
+            xy, grad_np = leaf_np.copy()[None], leaves[0].grad.numpy().copy()[None]
+        else:  # torch.stack copies already
+            xy, grad_np = stacked.detach().numpy(), torch.stack([leaf.grad for leaf in leaves]).numpy()
+        loss_np = loss.detach().numpy()
+        if single:
+            loss_np = loss_np[None]
+        # One sum says whether anything went non-finite (or so large that its sum overflowed: then the exact
+        # check below runs and finds it finite); the sum of squares bounds every coordinate.
+        flat_xy, flat_grad = xy.reshape(-1), grad_np.reshape(-1)
+        if small:
+            healthy = (math.isfinite(total.item() + float(flat_grad.sum()))
+                       and float(np.dot(flat_xy, flat_xy)) <= bound_sq)
+        else:  # torch's vectorised reductions beat numpy's pairwise ones on many numbers
+            pos_t = torch.from_numpy(flat_xy)
+            healthy = (math.isfinite(total.item() + torch.from_numpy(flat_grad).sum().item())
+                       and torch.dot(pos_t, pos_t).item() <= bound_sq)
+        if any_dead or not healthy:
+            finite = (np.isfinite(loss_np) & np.isfinite(grad_np).all(-1) & np.isfinite(xy).all(-1)
+                      & (np.abs(xy) <= bound).all(-1))
+            fresh = ~finite & (diverged_at < 0)
+            if fresh.any():
+                diverged_at = diverged_at.copy()
+                diverged_at[fresh] = step
+                any_dead = True
+            if any_dead:
                 alive_np = diverged_at < 0
-                alive = torch.from_numpy(alive_np)
-                last_good = torch.where(alive.unsqueeze(-1), pos, last_good)
-                xy = last_good.numpy().copy()
-                loss_np = np.where(alive_np, loss.numpy(), np.nan)
-                grad_np = np.where(alive_np[..., None], grads.numpy(), np.nan)
-            else:
-                alive = None
-                xy = pos.numpy().copy()
-                loss_np = loss.numpy().copy()
-                grad_np = grads.numpy().copy()
-                last_good = torch.from_numpy(xy)  # shares the frame's copy; never written in place
+                last_good = np.where(alive_np[..., None], xy, last_good)
+                xy = last_good.copy()
+                loss_np = np.where(alive_np, loss_np, np.nan)
+                grad_np = np.where(alive_np[..., None], grad_np, np.nan)
+            else:  # a false alarm: a sum overflowed although every value is finite and in bounds
+                last_good = xy
+        else:
+            last_good = xy  # shares the frame's copy; never written in place
+        if scheduled:
+            lr = np.array([opt.param_groups[0]["lr"] for opt in opts], dtype=np.float64)
 
         yield LandscapeFrame(
-            step=step, xy=xy, loss=loss_np, grad=grad_np,
-            lr=np.array([opt.param_groups[0]["lr"] for opt in opts], dtype=np.float64),
-            diverged_at=diverged_at, evals=evals.copy(),
+            step=step, xy=xy, loss=loss_np, grad=grad_np, lr=lr, diverged_at=diverged_at, evals=evals.copy(),
             state=tuple(_state_copy(o, l) for o, l in zip(opts, leaves)) if with_state else (),
             schedule_state=(tuple(s.describe_state() if s is not None else {"step": step} for s in scheds)
                             if with_state else ()),
@@ -307,20 +334,20 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
         )
         if step == cfg.steps:
             return
-        if alive is None and any_dead:  # a divergence this step needs the masks below
-            alive = torch.from_numpy(diverged_at < 0)
+        alive = torch.from_numpy(diverged_at < 0) if any_dead else None
 
-        for i, (leaf, opt) in enumerate(zip(leaves, opts)):
+        for i, leaf in enumerate(leaves):
+            opt = opts[i]
             dead = None if alive is None else ~alive[i]
             if dead is not None and dead.any():
                 with torch.no_grad():
                     leaf.grad[dead] = 0.0
             else:
                 dead = None
-            if isinstance(opt, torch.optim.LBFGS):
+            if lbfgs[i]:
                 def closure(leaf=leaf, opt=opt, i=i):
                     opt.zero_grad()
-                    value = loss_of(leaf).sum()
+                    value = f(leaf[..., 0], leaf[..., 1], fparams).sum()
                     value.backward()
                     evals[i] += 1
                     return value
@@ -330,11 +357,11 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
                 opt.step()
             if dead is not None:
                 with torch.no_grad():
-                    leaf[dead] = last_good[i][dead]
+                    leaf[dead] = torch.from_numpy(last_good[i])[dead]
             if scheds[i] is None:
                 continue
             if metric_driven[i]:
-                alive_loss = loss[i] if alive is None else loss[i][alive[i]]
-                scheds[i].step(float(alive_loss.mean()) if alive_loss.numel() else float("nan"))
+                alive_loss = loss_np[i] if alive is None else loss_np[i][alive[i].numpy()]
+                scheds[i].step(float(alive_loss.mean()) if alive_loss.size else float("nan"))
             else:
                 scheds[i].step()

@@ -232,6 +232,17 @@ def test_gd_steps_on_the_full_data_whatever_the_batch_size():
         assert np.array_equal(a.xy[0], b.xy[0]) and np.array_equal(a.grad[0], b.grad[0])
 
 
+def test_a_lone_full_batch_optimiser_beside_mini_batches_steps_every_start_of_its_cloud():
+    """GD alone in a mini-batch race with a cloud: every start steps on the full loss, as it does beside SGD."""
+    starts = StartsConfig("disc", 5, 0.3)
+    gd = OptimizerConfig("gd", {"lr": 0.05})
+    alone = race(batch_size=8, optimizers=(gd,), starts=starts)
+    beside = race(batch_size=8, optimizers=(gd, OptimizerConfig("sgd", {"lr": 0.05})), starts=starts)
+    assert not np.array_equal(alone[-1].xy[0, 1:], alone[0].xy[0, 1:]), "the other starts must move too"
+    for a, b in zip(alone, beside):
+        assert np.array_equal(a.xy[0], b.xy[0]) and np.array_equal(a.grad[0], b.grad[0])
+
+
 def test_lbfgs_stays_full_batch_as_its_closure_re_evaluates_the_full_loss():
     lbfgs = (OptimizerConfig("lbfgs", {"lr": 0.5}),)
     full, batched = race(batch_size=0, optimizers=lbfgs, steps=5), race(batch_size=8, optimizers=lbfgs, steps=5)
