@@ -90,6 +90,7 @@ class MainWindow(QMainWindow):
             panel.message.connect(self.show_problem)
             panel.error.connect(self.show_error)
         self.landscape.stats.connect(self._landscape_stats)
+        self.landscape.optimizers.changed.connect(self._input_accepted)
         self.mnist.stats.connect(self.step_label.setText)
         self.busy_label.setText("")
         from .session_menu import SessionMenus
@@ -252,7 +253,14 @@ class MainWindow(QMainWindow):
     def show_problem(self, text: str) -> None:
         """A refused input: the status bar says which field and why (no modal dialog for a typo)."""
         self.statusBar().showMessage(text, 15_000)
+        self._refused = text
         log.info("refused input: %s", text)
+
+    def _input_accepted(self) -> None:
+        """An accepted edit takes a refusal off the status bar, so it does not outlive the fix it asked for."""
+        if getattr(self, "_refused", None) and self.statusBar().currentMessage() == self._refused:
+            self.statusBar().clearMessage()
+        self._refused = None
 
     def show_error(self, text: str, details: str = "") -> None:
         log.error("%s\n%s", text, details)

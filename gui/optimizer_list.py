@@ -111,21 +111,29 @@ class OptimizerList(QGroupBox):
             self.add_combo.setItemData(self.add_combo.count() - 1, spec.help, Qt.ToolTipRole)
         self.add_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.add_combo.setMinimumContentsLength(10)
-        self.add_button = QPushButton("Add")
-        self.add_button.setToolTip("Add the chosen optimiser to the race (up to 8).")
+        # A picker that names no optimiser until used: a combo showing "GD" beside the form of the selected
+        # Adam read as if it described that Adam.
+        self.add_combo.setPlaceholderText("Add optimiser\u2026")
+        self.add_combo.setCurrentIndex(-1)
+        self.add_combo.setToolTip("Choose an optimiser to add it to the race (up to 8).")
         self.remove_button = QPushButton("Remove")
         self.remove_button.setToolTip("Remove the selected optimiser.")
         row.addWidget(self.add_combo, 1)
-        row.addWidget(self.add_button)
         row.addWidget(self.remove_button)
         layout.addLayout(row)
         self.stack = QStackedWidget()
         layout.addWidget(self.stack)
         self.editors: list[OptimizerEditor] = []
-        self.add_button.clicked.connect(lambda: self.add(self.add_combo.currentData()))
+        self.add_combo.activated.connect(self._add_chosen)
         self.remove_button.clicked.connect(self.remove_selected)
         self.list.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.list.itemChanged.connect(lambda _: self.changed.emit())
+
+    def _add_chosen(self, index: int) -> None:
+        name = self.add_combo.itemData(index)
+        self.add_combo.setCurrentIndex(-1)  # back to the placeholder: the combo is a menu, not a setting
+        if name:
+            self.add(name)
 
     def add(self, name: str, params: dict | None = None, enabled: bool = True) -> OptimizerEditor | None:
         if len(self.editors) >= MAX_OPTIMIZERS:

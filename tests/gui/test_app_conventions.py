@@ -77,3 +77,25 @@ def test_version_names_app_torch_numpy_qt_and_the_binding():
     for name in ("optiscope", "torch", "numpy", "PySide6", "Qt", "pyqtgraph"):
         assert name in text
     assert "(not loaded)" not in text
+
+
+def test_a_refusal_leaves_the_status_bar_once_the_field_is_fixed(window, qtbot):
+    editor = window.landscape.optimizers.editors[0]
+    lr = editor.form.widgets["lr"]
+    lr.setText("-5")
+    lr.editingFinished.emit()
+    assert "greater than 0" in window.statusBar().currentMessage()
+    lr.setText("0.01")
+    lr.editingFinished.emit()
+    assert window.statusBar().currentMessage() == ""
+
+
+def test_the_add_picker_names_no_optimiser_until_one_is_chosen(window):
+    optimizers = window.landscape.optimizers
+    combo = optimizers.add_combo
+    assert combo.currentIndex() == -1 and combo.currentText() == ""
+    before = len(optimizers.editors)
+    combo.activated.emit(combo.findData("adamw"))
+    assert len(optimizers.editors) == before + 1 and optimizers.editors[-1].name == "adamw"
+    assert optimizers.list.currentRow() == before, "the new optimiser is the one being edited"
+    assert combo.currentIndex() == -1
