@@ -125,36 +125,59 @@ def _series(obj: Any, name: str) -> np.ndarray:
     return np.asarray(value.view if hasattr(value, "view") else value)
 
 
+def _landscape_chunks(history: Any):
+    """The race's series in pieces of dicts {steps, xy, loss, grad_norm, lr}: a RaceHistory reads its run
+    back from disk a chunk at a time (``chunks()``), so a long run is never in memory whole; anything else
+    (engine.render.LandscapeStream, arrays) is one piece."""
+    if callable(getattr(history, "chunks", None)):
+        yield from history.chunks()
+        return
+    yield {"steps": _series(history, "steps"), **{n: _series(history, n) for n in ("loss", "grad_norm", "lr")},
+           "xy": _series(history, "xy") if getattr(history, "xy", None) is not None else None}
+
+
 def export_landscape_metrics(history: Any, labels: Sequence[str], path: str | os.PathLike) -> Path:
     """A 2D race's curves as CSV (one row per step and optimiser) or JSON (one list per series).
 
-    ``history`` is the panel's RaceHistory (or anything with ``steps``, ``loss``, ``grad_norm``, ``lr``
-    of shape (T,) / (T, K) and ``xy`` of shape (T, K, N, 2), as buffers with ``.view`` or arrays):
-    loss and gradient norm are the means over the start points that have not diverged, as drawn.
-    x and y are the first trajectory's (the only one for a single start point).
+    ``history`` is the panel's RaceHistory (read back from its temporary file chunk by chunk), or anything
+    with ``steps``, ``loss``, ``grad_norm``, ``lr`` of shape (T,) / (T, K) and ``xy`` of shape (T, K, N, 2),
+    as buffers with ``.view`` or arrays: loss and gradient norm are the means over the start points that
+    have not diverged, as drawn. x and y are the first trajectory's (the only one for a single start point).
     """
     path = Path(path)
-    steps = _series(history, "steps")
-    loss, grad, lr = (_series(history, n) for n in ("loss", "grad_norm", "lr"))
-    xy = _series(history, "xy") if getattr(history, "xy", None) is not None else None
-    k = loss.shape[1] if loss.ndim == 2 else 1
+    if hasattr(history, "k") and callable(getattr(history, "chunks", None)):
+        k = history.k
+    else:
+        loss = _series(history, "loss")
+        k = loss.shape[1] if loss.ndim == 2 else 1
     if len(labels) != k:
         raise ValueError(f"{len(labels)} labels for {k} optimisers")
     suffix = path.suffix.lower()
     if suffix == ".csv":
         sink = CsvSink(path, ["step", "optimizer", "x", "y", "loss", "grad_norm", "lr"])
         try:
-            for t, step in enumerate(steps):
-                for i, label in enumerate(labels):
-                    x = y = math.nan
-                    if xy is not None and xy.ndim == 4 and xy.shape[2]:
-                        x, y = float(xy[t, i, 0, 0]), float(xy[t, i, 0, 1])
-                    sink.write((int(step), label, x, y, float(loss[t, i]), float(grad[t, i]), float(lr[t, i])))
+            for c in _landscape_chunks(history):
+                xy = c["xy"]
+                has_xy = xy is not None and xy.ndim == 4 and xy.shape[2]
+                # tolist() gives the same Python floats as float() of each element, far faster
+                xs = xy[:, :, 0, 0].tolist() if has_xy else None
+                ys = xy[:, :, 0, 1].tolist() if has_xy else None
+                loss, grad, lr = (np.asarray(c[n]).reshape(len(c["steps"]), k).tolist()
+                                  for n in ("loss", "grad_norm", "lr"))
+                for t, step in enumerate(c["steps"]):
+                    for i, label in enumerate(labels):
+                        x, y = (xs[t][i], ys[t][i]) if has_xy else (math.nan, math.nan)
+                        sink.write((int(step), label, x, y, loss[t][i], grad[t][i], lr[t][i]))
         except BaseException:
             sink.abort()
             raise
         return sink.close()
     if suffix == ".json":
+        parts = list(_landscape_chunks(history))
+        steps = np.concatenate([np.asarray(c["steps"]) for c in parts])
+        loss, grad, lr = (np.concatenate([np.asarray(c[n]).reshape(len(c["steps"]), k) for c in parts])
+                          for n in ("loss", "grad_norm", "lr"))
+        xy = np.concatenate([c["xy"] for c in parts]) if parts and parts[0]["xy"] is not None else None
         data = {"steps": steps.tolist(), "optimizers": [
             {"label": label, "loss": loss[:, i], "grad_norm": grad[:, i], "lr": lr[:, i],
              **({"x": xy[:, i, 0, 0], "y": xy[:, i, 0, 1]} if xy is not None and xy.ndim == 4 and xy.shape[2] else {})}

@@ -7,30 +7,59 @@ import numpy as np
 
 from engine.landscape import LandscapeFrame
 
-from .series import Growing, decimate, thin_path
+from .series import MAX_CURVE_POINTS, MAX_PATH_POINTS  # noqa: F401 (the bounds of path() and curve())
+from .series import PeakBuckets, SpillTable, StridedPath
 
 TRAIL_STEPS = 20  # a cloud's particles trail their last this many steps
 MAX_TRAIL_TRAJECTORIES = 1000  # trails for at most this many particles per optimiser; heads for all
+SERIES = ("loss", "grad_norm", "lr")  # the per-optimiser curves, in this order in the drawn columns
+CHUNK_STEPS = 8192  # steps per chunk written to the temporary file
+
+
+class _Column:
+    """One exported series, read back whole on demand (``.view``): for tests and small runs. Exports of
+    long runs go through ``RaceHistory.chunks`` instead."""
+
+    def __init__(self, table: SpillTable, field: str):
+        self._table, self._field = table, field
+
+    def __len__(self) -> int:
+        return self._table.n
+
+    @property
+    def view(self) -> np.ndarray:
+        return self._table.read()[self._field]
 
 
 class RaceHistory:
-    """Everything the 2D plots draw, appended frame by frame.
+    """Everything the 2D plots draw, appended frame by frame, in memory that does not grow with the run.
 
-    Memory: for every step only per-optimiser numbers are kept (the mean loss, gradient norm and rate the
-    curves draw, and the first trajectory's position, for export). A single start point (N == 1) keeps its
-    whole path that way: K x 2 floats a step, small. A cloud (N > 1) keeps, besides, only what its trails
-    draw: the last TRAIL_STEPS + 1 positions of its first MAX_TRAIL_TRAJECTORIES particles, in a ring, so a
-    long cloud run stays flat in memory instead of growing by K x N x 2 floats a step. Heads come from the
-    newest frame, which is kept whole.
+    Kept per step, for export: the step, the first trajectory's position, and per optimiser the mean loss,
+    gradient norm and rate the curves draw (means over the trajectories that have not diverged). These
+    go to a SpillTable: a fixed in-RAM chunk, full chunks to an unnamed temporary file, read back only by
+    an export (``chunks``), exact. For drawing, bounded copies are kept up to date as frames arrive: each
+    path every k-th point (StridedPath, at most MAX_PATH_POINTS) and each curve its min/max per bucket
+    (PeakBuckets, at most MAX_CURVE_POINTS), so a frame's drawing costs the same at step 1,000,000 as at
+    step 1,000.
+
+    A cloud (N > 1) keeps, besides, only what its trails draw: the last TRAIL_STEPS + 1 positions of its
+    first MAX_TRAIL_TRAJECTORIES particles, in a ring. Heads come from the newest frame, kept whole.
+
+    ``close()`` gives the temporary file back (the panel calls it when it drops a history; a finaliser
+    does it otherwise).
     """
 
-    def __init__(self, k: int, n: int, trail: int = 0):
+    def __init__(self, k: int, n: int, trail: int = 0, chunk_steps: int = CHUNK_STEPS, tmpdir: str | None = None):
         self.k, self.n = k, n
-        self.steps = Growing((), np.int64)
-        self.xy = Growing((k, 1, 2))  # the first trajectory's whole path (the only one when n == 1)
-        self.loss = Growing((k,))
-        self.grad_norm = Growing((k,))
-        self.lr = Growing((k,))
+        self._table = SpillTable([("step", np.int64), ("xy", np.float64, (k, 1, 2)),
+                                  *((name, np.float64, (k,)) for name in SERIES)], chunk_steps, tmpdir)
+        # Views of the whole series, as before: ``len()`` is free, ``.view`` reads the run back.
+        self.steps = _Column(self._table, "step")
+        self.xy = _Column(self._table, "xy")  # the first trajectory's whole path (the only one when n == 1)
+        self.loss, self.grad_norm, self.lr = (_Column(self._table, name) for name in SERIES)
+        self._paths = StridedPath((k, 2))
+        self._curves = PeakBuckets(len(SERIES) * k)
+        self._drawn: dict = {}  # what path() and curve() returned, until the next add
         self.last: LandscapeFrame | None = None
         self.prev: LandscapeFrame | None = None  # the frame before ``last`` (its state, for splitting an update)
         self.trail_steps = (trail or TRAIL_STEPS) if n > 1 else 0
@@ -42,14 +71,26 @@ class RaceHistory:
     def add(self, frames: list[LandscapeFrame]) -> None:
         if not frames:
             return
-        self.steps.extend(np.array([f.step for f in frames]))
-        self.xy.extend(np.stack([f.xy[:, :1] for f in frames]))
+        rec = np.empty(len(frames), self._table.dtype)
+        rec["step"] = [f.step for f in frames]
+        rec["xy"] = np.stack([f.xy[:, :1] for f in frames])
+        loss, grad = np.stack([f.loss for f in frames]), np.stack([f.grad for f in frames])
         with warnings.catch_warnings():
             # A fully diverged optimiser has no finite value to average: NaN is the honest answer.
             warnings.simplefilter("ignore", RuntimeWarning)
-            self.loss.extend(np.stack([np.nanmean(f.loss, axis=1) for f in frames]))
-            self.grad_norm.extend(np.stack([np.nanmean(f.grad_norm, axis=1) for f in frames]))
-        self.lr.extend(np.stack([f.lr for f in frames]))
+            if len({(f.loss.dtype, f.grad.dtype) for f in frames}) == 1:
+                # One reduction over the batch: the same numbers as frame by frame (each mean runs over
+                # the same contiguous row), at a fraction of the per-frame cost.
+                rec["loss"] = np.nanmean(loss, axis=2)
+                rec["grad_norm"] = np.nanmean(np.linalg.norm(grad, axis=-1), axis=2)
+            else:  # frames of mixed precision: each averaged in its own, as they come
+                rec["loss"] = np.stack([np.nanmean(f.loss, axis=1) for f in frames])
+                rec["grad_norm"] = np.stack([np.nanmean(f.grad_norm, axis=1) for f in frames])
+        rec["lr"] = np.stack([f.lr for f in frames])
+        self._table.extend(rec)
+        self._paths.extend(rec["xy"][:, :, 0])
+        self._curves.extend(rec["step"], np.concatenate([rec[name] for name in SERIES], axis=1))
+        self._drawn.clear()
         if self._ring is not None:
             cap = len(self._ring)
             for f in frames[-cap:]:
@@ -60,13 +101,21 @@ class RaceHistory:
 
     def path(self, j: int) -> tuple[np.ndarray, np.ndarray]:
         """Optimiser j's first trajectory, thinned for drawing: (x, y), at most MAX_PATH_POINTS points."""
-        xy = self.xy.view
-        return thin_path(xy[:, j, 0, 0], xy[:, j, 0, 1])
+        key = ("path", j)
+        if key not in self._drawn:
+            if "points" not in self._drawn:
+                self._drawn["points"] = self._paths.points()  # (P, K, 2), one copy a frame for all K
+            pts = self._drawn["points"][:, j]
+            self._drawn[key] = (pts[:, 0], pts[:, 1])
+        return self._drawn[key]
 
     def curve(self, name: str, j: int) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of series ``name`` ("loss", "grad_norm" or "lr") for optimiser j, decimated for
-        drawing (peaks kept)."""
-        return decimate(self.steps.view.astype(np.float64), getattr(self, name).view[:, j])
+        drawing (each bucket's min and max kept, the newest step last): at most MAX_CURVE_POINTS points."""
+        key = (name, j)
+        if key not in self._drawn:
+            self._drawn[key] = self._curves.column(SERIES.index(name) * self.k + j)
+        return self._drawn[key]
 
     def trail(self) -> np.ndarray:
         """(L, K, trail_n, 2): the newest L <= TRAIL_STEPS + 1 positions of the trailed particles, oldest first."""
@@ -77,7 +126,19 @@ class RaceHistory:
         idx = np.arange(self._written - count, self._written) % cap
         return self._ring[idx]
 
+    def chunks(self, steps: int = 65536):
+        """The whole run for export, ``steps`` at a time: dicts of ``steps`` (S,), ``xy`` (S, K, 1, 2),
+        ``loss``, ``grad_norm``, ``lr`` (S, K), exactly as added."""
+        for rec in self._table.chunks(steps):
+            yield {"steps": rec["step"], "xy": rec["xy"], **{name: rec[name] for name in SERIES}}
+
     def nbytes(self) -> int:
-        """Bytes held by the history's own buffers (frames aside)."""
-        grown = sum(b._data.nbytes for b in (self.steps, self.xy, self.loss, self.grad_norm, self.lr))
-        return grown + (self._ring.nbytes if self._ring is not None else 0)
+        """Bytes the history holds in RAM (frames and the temporary file aside): constant over a run."""
+        return (self._table.nbytes() + self._paths.nbytes() + self._curves.nbytes()
+                + (self._ring.nbytes if self._ring is not None else 0))
+
+    def close(self) -> None:
+        """Give the temporary file back. Drawing state stays (a closed history can still be drawn), the
+        whole series is gone: exporting a closed history raises ValueError."""
+        self._table.close()
+

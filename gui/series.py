@@ -1,7 +1,16 @@
-"""Growable numpy buffers for what the plots draw: appended per record, read as views, doubled when full."""
+"""Buffers for what the plots draw.
+
+Growing: an array appended per record, read as a view, doubled when full (short runs: MNIST curves).
+For runs without a length limit (the 2D race): SpillTable keeps the whole series on disk for export,
+PeakBuckets and StridedPath keep bounded, decimated copies for drawing, updated as rows arrive.
+"""
 from __future__ import annotations
 
+import logging
+import os
+import tempfile
 import warnings
+import weakref
 
 import numpy as np
 
@@ -100,3 +109,365 @@ def thin_path(x: np.ndarray, y: np.ndarray, max_points: int = MAX_PATH_POINTS) -
         return x, y
     idx = np.unique(np.concatenate([np.linspace(0, n - 1, max_points).astype(np.int64), [n - 1]]))
     return x[idx], y[idx]
+
+
+# ---- long runs: whole on disk, bounded in RAM ----------------------------------------------------------
+
+log = logging.getLogger("optiscope")
+
+MAX_CURVE_POINTS = 4000  # a drawn curve has at most this many points (as decimate's default)
+
+
+class SpillTable:
+    """An append-only table of fixed-size records (one numpy structured dtype), kept whole but not in RAM.
+
+    Why this design: a race's exported series grow by a few hundred bytes a step without end, while the
+    plots only ever draw bounded, decimated copies (PeakBuckets, StridedPath) and the whole series is read
+    only by an export. So the newest ``chunk_rows`` records sit in a fixed in-RAM buffer, and each full
+    buffer is appended to an unnamed temporary file (``tempfile.TemporaryFile``: it has no name, so the
+    OS frees it when it is closed or the process dies, and a crash leaves nothing behind in the temp dir).
+    An export reads it back with ``pread`` a chunk at a time, so even exporting does not need the whole
+    run in memory (a memmap would map it whole and grow the resident set as the export touches it).
+    If no temporary file can be made or written (temp dir unwritable, disk full), the chunks stay in RAM
+    with a logged warning: the run goes on and only memory grows, rather than the app failing mid-run.
+    """
+
+    def __init__(self, dtype, chunk_rows: int = 8192, tmpdir: str | None = None):
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
+        self.dtype = np.dtype(dtype)
+        self.chunk_rows = int(chunk_rows)
+        self.tmpdir = tmpdir
+        self.n = 0
+        self._tail = np.zeros(self.chunk_rows, self.dtype)
+        self._fill = 0
+        self._file = None
+        self._file_rows = 0
+        self._ram: list[np.ndarray] = []  # chunks kept in RAM once the temporary file failed
+        self._in_ram = False
+        self._finalizer: weakref.finalize | None = None
+        self.closed = False
+
+    # -- writing --
+    def extend(self, records: np.ndarray) -> None:
+        if self.closed:
+            raise ValueError("the table is closed")
+        records = np.asarray(records, dtype=self.dtype)
+        done = 0
+        while done < len(records):
+            take = min(self.chunk_rows - self._fill, len(records) - done)
+            self._tail[self._fill:self._fill + take] = records[done:done + take]
+            self._fill += take
+            done += take
+            self.n += take
+            if self._fill == self.chunk_rows:
+                self._spill()
+
+    def _spill(self) -> None:
+        if not self._in_ram:
+            try:
+                if self._file is None:
+                    self._file = tempfile.TemporaryFile(prefix="optiscope-", dir=self.tmpdir, buffering=0)
+                    self._finalizer = weakref.finalize(self, self._file.close)
+                _write_all(self._file, self._tail)
+                self._file_rows += self.chunk_rows
+                self._fill = 0
+                return
+            except OSError as exc:
+                # Rows already in the file stay readable (reads stop at _file_rows); later chunks stay in RAM.
+                log.warning("cannot spill the run's history to a temporary file (%s); keeping it in memory", exc)
+                self._in_ram = True
+        self._ram.append(self._tail.copy())
+        self._fill = 0
+
+    # -- reading --
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Records [start, stop) as a fresh array."""
+        if self.closed:
+            raise ValueError("the table is closed")
+        stop = self.n if stop is None else min(stop, self.n)
+        start = max(0, start)
+        out = np.empty(max(0, stop - start), self.dtype)
+        if len(out) == 0:
+            return out
+        pos = start
+        # the file: rows [0, _file_rows)
+        if pos < self._file_rows:
+            end = min(stop, self._file_rows)
+            _read_all(self._file, out[: end - pos], pos * self.dtype.itemsize)
+            pos = end
+        # RAM chunks after a failed spill: rows [_file_rows, _file_rows + len(_ram) * chunk_rows)
+        while pos < stop and pos < self.n - self._fill:
+            c, off = divmod(pos - self._file_rows, self.chunk_rows)
+            end = min(stop, self._file_rows + (c + 1) * self.chunk_rows)
+            out[pos - start:end - start] = self._ram[c][off:off + end - pos]
+            pos = end
+        if pos < stop:
+            off = pos - (self.n - self._fill)
+            out[pos - start:] = self._tail[off:off + stop - pos]
+        return out
+
+    def chunks(self, rows: int = 65536):
+        """The whole table, ``rows`` records at a time (one empty piece when there is none)."""
+        if self.n == 0:
+            yield self.read(0, 0)
+        for a in range(0, self.n, rows):
+            yield self.read(a, a + rows)
+
+    def nbytes(self) -> int:
+        """Bytes held in RAM (the temporary file aside)."""
+        return self._tail.nbytes + sum(c.nbytes for c in self._ram)
+
+    def close(self) -> None:
+        """Give the temporary file and the buffers back; idempotent."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._file = None
+        self._ram = []
+        self._tail = np.zeros(0, self.dtype)
+        self.closed = True
+
+
+def _write_all(fh, array: np.ndarray) -> None:
+    data = memoryview(np.ascontiguousarray(array).view(np.uint8))
+    while data:
+        written = fh.write(data)
+        if not written:
+            raise OSError("short write to the temporary file")
+        data = data[written:]
+
+
+def _read_all(fh, out: np.ndarray, offset: int) -> None:
+    buf = memoryview(out.view(np.uint8))
+    if not hasattr(os, "preadv"):  # Windows: seek there and back, since appends write at the position
+        end = fh.tell()
+        try:
+            fh.seek(offset)
+            while buf:
+                got = fh.readinto(buf)
+                if not got:
+                    raise OSError("the temporary file ended early")
+                buf = buf[got:]
+        finally:
+            fh.seek(end)
+        return
+    fd = fh.fileno()
+    while buf:
+        got = os.preadv(fd, [buf], offset)
+        if got <= 0:
+            raise OSError("the temporary file ended early")
+        buf, offset = buf[got:], offset + got
+
+
+def _low_key(v: np.ndarray) -> np.ndarray:
+    # as decimate: non-finite values lose to any finite one (a bucket of only NaN keeps its first point)
+    return np.where(np.isfinite(v), v, np.inf)
+
+
+def _high_key(v: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(v), v, -np.inf)
+
+
+class PeakBuckets:
+    """Peak-keeping decimation of C columns that is kept up to date as rows arrive, in bounded memory.
+
+    The rows are split into buckets of ``width`` consecutive rows; each bucket keeps, per column, its
+    minimum and its maximum (row index, step and value), as ``decimate`` does over the whole series.
+    While there are at most ``buckets`` of them the width stays; when they fill up, neighbouring pairs
+    merge (min of mins, max of maxes) and the width doubles. So appending costs O(rows appended) amortised,
+    drawing O(buckets), whatever the length of the run, and the global minimum and maximum of every column
+    are always among the drawn points. With width 1 (the first ``buckets`` rows) every row is drawn.
+    """
+
+    def __init__(self, columns: int, buckets: int = (MAX_CURVE_POINTS - 3) // 2):
+        self.cap = buckets - buckets % 2  # pairs merge, so an even count
+        if self.cap < 2:
+            raise ValueError(f"need at least 2 buckets, got {buckets}")
+        self.c = columns
+        self.width = 1
+        self.nb = 0  # completed buckets
+        self.n = 0  # rows seen
+        # (C, buckets): a column's buckets contiguous, for drawing one column
+        shape = (columns, self.cap)
+        self._lo_i, self._hi_i = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+        self._lo_s, self._hi_s = np.zeros(shape), np.zeros(shape)
+        self._lo_v, self._hi_v = np.zeros(shape), np.zeros(shape)
+        # the bucket being filled: per column (index, step, value) of its min and max so far
+        self._fill = 0
+        self._p: list[np.ndarray] = []
+        self._newest: tuple[int, float, np.ndarray] | None = None
+        self._drawn: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # all columns, until extend
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self._lo_i, self._hi_i, self._lo_s, self._hi_s, self._lo_v, self._hi_v))
+
+    def extend(self, steps: np.ndarray, values: np.ndarray) -> None:
+        """Append rows: ``steps`` (B,) and ``values`` (B, C)."""
+        steps = np.asarray(steps, dtype=np.float64)
+        values = np.asarray(values, dtype=np.float64).reshape(len(steps), self.c)
+        b = len(steps)
+        if b == 0:
+            return
+        self._drawn = None
+        self._newest = (self.n + b - 1, float(steps[-1]), values[-1].copy())
+        at = 0
+        while at < b:
+            if self._fill or b - at < self.width:
+                take = min(self.width - self._fill, b - at)
+                self._into_partial(self.n + at, steps[at:at + take], values[at:at + take])
+                at += take
+                if self._fill == self.width:
+                    self._push(*[p[:, None] for p in self._p])
+                    self._fill = 0
+            else:
+                m = min((b - at) // self.width, self.cap - self.nb)
+                rows = m * self.width
+                self._push(*self._reduce(self.n + at, steps[at:at + rows], values[at:at + rows], m))
+                at += rows
+            if self.nb == self.cap:
+                self._halve()
+        self.n += b
+
+    def _reduce(self, first: int, steps, values, m: int):
+        """Per column, min and max of m whole buckets of ``width`` rows from row ``first``: (C, m) each."""
+        w = self.width
+        v = values.reshape(m, w, self.c)
+        s = steps.reshape(m, w)
+        rows = np.arange(m)[:, None]
+        base = first + rows * w
+        a = np.argmin(_low_key(v), axis=1)
+        z = np.argmax(_high_key(v), axis=1)
+        out = (base + a, s[rows, a], np.take_along_axis(v, a[:, None], axis=1)[:, 0],
+               base + z, s[rows, z], np.take_along_axis(v, z[:, None], axis=1)[:, 0])
+        return tuple(x.T for x in out)
+
+    def _into_partial(self, first: int, steps, values) -> None:
+        a = np.argmin(_low_key(values), axis=0)
+        z = np.argmax(_high_key(values), axis=0)
+        cols = np.arange(self.c)
+        new = [first + a, steps[a], values[a, cols], first + z, steps[z], values[z, cols]]
+        if self._fill == 0:
+            self._p = new
+        else:
+            p = self._p
+            lo = _low_key(new[2]) < _low_key(p[2])  # ties keep the earlier point, as argmin does
+            hi = _high_key(new[5]) > _high_key(p[5])
+            self._p = [np.where(lo, new[0], p[0]), np.where(lo, new[1], p[1]), np.where(lo, new[2], p[2]),
+                       np.where(hi, new[3], p[3]), np.where(hi, new[4], p[4]), np.where(hi, new[5], p[5])]
+        self._fill += len(steps)
+
+    def _push(self, lo_i, lo_s, lo_v, hi_i, hi_s, hi_v) -> None:
+        m = lo_i.shape[1]
+        sl = slice(self.nb, self.nb + m)
+        self._lo_i[:, sl], self._lo_s[:, sl], self._lo_v[:, sl] = lo_i, lo_s, lo_v
+        self._hi_i[:, sl], self._hi_s[:, sl], self._hi_v[:, sl] = hi_i, hi_s, hi_v
+        self.nb += m
+
+    def _halve(self) -> None:
+        half, nb = self.nb // 2, self.nb
+        for idx, st, val, better in ((self._lo_i, self._lo_s, self._lo_v, lambda r, l: _low_key(r) < _low_key(l)),
+                                     (self._hi_i, self._hi_s, self._hi_v, lambda r, l: _high_key(r) > _high_key(l))):
+            right = better(val[:, 1:nb:2], val[:, 0:nb:2])  # ties keep the left (earlier) point
+            for arr in (idx, st, val):
+                arr[:, :half] = np.where(right, arr[:, 1:nb:2], arr[:, 0:nb:2])
+        self.nb = half
+        self.width *= 2
+
+    def _all_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(steps, values, keep), (C, 2 nb) each: every bucket's min and max in row order, for all columns
+        at once (one pass a frame, not one per column)."""
+        if self._drawn is None:
+            nb = self.nb
+            lo_i, hi_i = self._lo_i[:, :nb], self._hi_i[:, :nb]
+            lo_first = lo_i <= hi_i
+
+            def in_order(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+                out = np.empty((self.c, nb, 2), dtype=lo.dtype)
+                out[:, :, 0] = np.where(lo_first, lo[:, :nb], hi[:, :nb])
+                out[:, :, 1] = np.where(lo_first, hi[:, :nb], lo[:, :nb])
+                return out.reshape(self.c, 2 * nb)
+
+            keep = np.ones((self.c, nb, 2), dtype=bool)
+            keep[:, :, 1] = lo_i != hi_i  # a bucket whose min and max are one row draws it once
+            self._drawn = (in_order(self._lo_s, self._hi_s), in_order(self._lo_v, self._hi_v),
+                           keep.reshape(self.c, 2 * nb))
+        return self._drawn
+
+    def column(self, c: int) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of column c to draw: each bucket's min and max in row order, then the newest row."""
+        steps, values, keep = self._all_columns()
+        s, v = steps[c][keep[c]], values[c][keep[c]]
+        last = max(self._lo_i[c, self.nb - 1], self._hi_i[c, self.nb - 1]) if self.nb else -1
+        extra_s, extra_v = [], []
+        if self._fill:
+            p = self._p
+            lo = (int(p[0][c]), float(p[1][c]), float(p[2][c]))
+            hi = (int(p[3][c]), float(p[4][c]), float(p[5][c]))
+            for pi, ps, pv in ([lo] if lo[0] == hi[0] else sorted([lo, hi])):
+                extra_s.append(ps), extra_v.append(pv)
+                last = pi
+        if self._newest is not None:
+            ni, ns, nv = self._newest
+            if ni != last:
+                extra_s.append(ns), extra_v.append(float(nv[c]))
+        if not extra_s:
+            return s, v
+        return np.concatenate([s, extra_s]), np.concatenate([v, extra_v])
+
+
+class StridedPath:
+    """A path thinned for drawing as it grows, in bounded memory: every ``stride``-th point, the stride
+    doubling (every other kept point dropped) when ``capacity`` points are held, plus the newest point.
+
+    Drawn like ``thin_path`` of the whole path (evenly spaced points, the newest always there), but each
+    append costs O(points appended) amortised and each draw O(capacity), however long the run; a path of
+    at most capacity + 1 points is drawn whole.
+    """
+
+    def __init__(self, tail_shape: tuple[int, ...], capacity: int = MAX_PATH_POINTS - 1):
+        if capacity < 2:
+            raise ValueError(f"capacity must be at least 2, got {capacity}")
+        self.cap = capacity
+        self._pts = np.zeros((capacity, *tail_shape))
+        self.m = 0  # points held: rows 0, stride, 2 stride, ..., (m - 1) stride
+        self.stride = 1
+        self.n = 0
+        self._newest: np.ndarray | None = None
+
+    def nbytes(self) -> int:
+        return self._pts.nbytes
+
+    def extend(self, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=np.float64)
+        if len(values) == 0:
+            return
+        # Held points stop short of the newest row, which is drawn on its own: so a path of capacity + 1
+        # rows is drawn whole. The previous newest row is therefore still to be considered here.
+        if self._newest is not None:
+            values = np.concatenate([self._newest[None], values])
+            first = self.n - 1
+        else:
+            first = 0
+        end = first + len(values) - 1  # rows [first, end) may be held; row end is the newest
+        while True:
+            nxt = self.m * self.stride
+            if nxt >= end:
+                break
+            rows = np.arange(nxt, end, self.stride)
+            take = min(len(rows), self.cap - self.m)
+            self._pts[self.m:self.m + take] = values[rows[:take] - first]
+            self.m += take
+            if take == len(rows):
+                break
+            kept = self._pts[0:self.m:2].copy()
+            self.m = len(kept)
+            self._pts[:self.m] = kept
+            self.stride *= 2
+        self._newest = values[-1].copy()
+        self.n = end + 1
+
+    def points(self) -> np.ndarray:
+        """(P, *tail_shape): the points to draw, oldest first, the newest last."""
+        if self._newest is None:
+            return self._pts[:0]
+        return np.concatenate([self._pts[:self.m], self._newest[None]])
