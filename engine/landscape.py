@@ -86,23 +86,10 @@ class LandscapeConfig:
         opts = data.get("optimizers", [{"name": "adam"}])
         if not isinstance(opts, list):
             raise ConfigError(f"{where}.optimizers", "expected a list")
-        start = data.get("start")
-        if start is not None:
-            start = _pair(start, f"{where}.start")
-        dom = data.get("custom_domain", [[-3, 3], [-3, 3]])
-        if not isinstance(dom, (list, tuple)) or len(dom) != 2:
-            raise ConfigError(f"{where}.custom_domain", "expected [[xmin, xmax], [ymin, ymax]]")
         cfg = cls(
-            function=_typed(data, "function", str, where, "rosenbrock"),
-            function_params=_params({"params": data.get("function_params", {})}, f"{where}.function_params"),
-            custom_expression=_typed(data, "custom_expression", str, where, ""),
-            custom_domain=(_pair(dom[0], f"{where}.custom_domain[0]"), _pair(dom[1], f"{where}.custom_domain[1]")),
-            start=start,
+            **problem_fields(data, where),
             starts=StartsConfig.from_dict(data.get("starts", {}), f"{where}.starts"),
-            steps=_typed(data, "steps", int, where, 500),
-            seed=_typed(data, "seed", int, where, 0),
             optimizers=tuple(OptimizerConfig.from_dict(o, f"{where}.optimizers[{i}]") for i, o in enumerate(opts)),
-            batch_size=_typed(data, "batch_size", int, where, 0),
         )
         cfg.validate()
         return cfg
@@ -127,6 +114,25 @@ class LandscapeConfig:
             if not spec.elementwise and self.starts.count > 1:
                 raise ConfigError(f"optimizers[{i}]", f"{spec.label} couples coordinates: it runs one trajectory "
                                   "only; use a single start point")
+
+
+def problem_fields(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The fields a race and a sweep share (function, its parameters or custom formula, start, steps, seed,
+    batch size), parsed from a dict with each error naming its field."""
+    start = data.get("start")
+    dom = data.get("custom_domain", [[-3, 3], [-3, 3]])
+    if not isinstance(dom, (list, tuple)) or len(dom) != 2:
+        raise ConfigError(f"{where}.custom_domain", "expected [[xmin, xmax], [ymin, ymax]]")
+    return dict(
+        function=_typed(data, "function", str, where, "rosenbrock"),
+        function_params=_params({"params": data.get("function_params", {})}, f"{where}.function_params"),
+        custom_expression=_typed(data, "custom_expression", str, where, ""),
+        custom_domain=(_pair(dom[0], f"{where}.custom_domain[0]"), _pair(dom[1], f"{where}.custom_domain[1]")),
+        start=_pair(start, f"{where}.start") if start is not None else None,
+        steps=_typed(data, "steps", int, where, 500),
+        seed=_typed(data, "seed", int, where, 0),
+        batch_size=_typed(data, "batch_size", int, where, 0),
+    )
 
 
 def _pair(value: Any, where: str) -> tuple[float, float]:

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from .basins import PROGRESS_RECORDS, Cancelled, Progress, check_whole, drive, explode_bound
 from .config import OptimizerConfig, ScheduleConfig, _check_keys, _params, _typed
-from .landscape import LandscapeConfig, _pair, resolve_function
+from .landscape import LandscapeConfig, problem_fields, resolve_function
 from .minibatch import data_objective_of, step_uses_minibatch
 from .optimizers import OPTIMIZERS
 from .registry import ConfigError, resolve_params
@@ -135,24 +135,13 @@ class SweepConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "sweep") -> "SweepConfig":
         _check_keys(data, cls, where)
-        start = data.get("start")
-        dom = data.get("custom_domain", [[-3, 3], [-3, 3]])
-        if not isinstance(dom, (list, tuple)) or len(dom) != 2:
-            raise ConfigError(f"{where}.custom_domain", "expected [[xmin, xmax], [ymin, ymax]]")
         cfg = cls(
-            function=_typed(data, "function", str, where, "rosenbrock"),
-            function_params=_params({"params": data.get("function_params", {})}, f"{where}.function_params"),
-            custom_expression=_typed(data, "custom_expression", str, where, ""),
-            custom_domain=(_pair(dom[0], f"{where}.custom_domain[0]"), _pair(dom[1], f"{where}.custom_domain[1]")),
-            start=_pair(start, f"{where}.start") if start is not None else None,
+            **problem_fields(data, where),
             optimizer=_typed(data, "optimizer", str, where, "adam"),
             base_params=_params({"params": data.get("base_params", {})}, f"{where}.base_params"),
             x=SweepAxis.from_dict(data.get("x", {}), f"{where}.x"),
             y=SweepAxis.from_dict(data.get("y", {}), f"{where}.y"),
-            steps=_typed(data, "steps", int, where, 500),
             tol=_typed(data, "tol", float, where, 1e-6),
-            seed=_typed(data, "seed", int, where, 0),
-            batch_size=_typed(data, "batch_size", int, where, 0),
         )
         cfg.validate()
         return cfg
