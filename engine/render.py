@@ -11,6 +11,8 @@ wall-clock values are written, and floats are written with ``repr`` (shortest ex
 from __future__ import annotations
 
 import csv
+import io
+import json
 import math
 import os
 import sys
@@ -49,6 +51,14 @@ def fmt(v: Any) -> Any:
     return v
 
 
+def csv_cell(value: Any) -> str:
+    """``value`` as one CSV field, quoted as csv.writer quotes it in a row (labels with commas, quotes)."""
+    buf = io.StringIO()
+    # A second, empty field: a lone empty field would be written as "" (csv's mark of a non-empty row).
+    csv.writer(buf, lineterminator="\n").writerow([fmt(value), ""])
+    return buf.getvalue()[:-2]
+
+
 class CsvSink:
     """Rows streamed to ``path + '.part'``, renamed onto ``path`` by ``close()``: never a half file."""
 
@@ -64,6 +74,12 @@ class CsvSink:
     def write(self, row: Iterable[Any]) -> None:
         self._writer.writerow([fmt(v) for v in row])
         self.rows += 1
+
+    def write_text(self, text: str, rows: int) -> None:
+        """``rows`` rows already formatted (each ending in a newline): long exports format a chunk at a
+        time, since a csv.writer call per row costs more than the formatting itself."""
+        self._fh.write(text)
+        self.rows += rows
 
     def close(self) -> Path:
         if self._fh.closed:
@@ -83,9 +99,83 @@ class CsvSink:
             pass
 
 
+class TextSink(CsvSink):
+    """Text streamed to ``path + '.part'`` and renamed by ``close()`` (a JSON file written in pieces)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(self.path.name + ".part")
+        self._fh = open(self.tmp, "w", newline="", encoding="utf-8")
+        self.rows = 0
+
+    def write(self, text: str) -> None:
+        self._fh.write(text)
+
+    @property
+    def fh(self):
+        return self._fh
+
+
+def float_texts(values: Any) -> list[str]:
+    """Each value as fmt() writes it in a CSV, for a whole array at once: repr of the Python float (exact;
+    repr already spells non-finite values nan, inf, -inf as fmt does)."""
+    return list(map(repr, np.asarray(values, dtype=np.float64).ravel().tolist()))
+
+
+def json_numbers(values: Any, sep: str) -> str:
+    """A numeric array's values (flattened) as JSON, joined by ``sep``: the same text per value as
+    ``dumps(_jsonable(...))`` gives (ints as ints, floats with repr, non-finite as null, bools as
+    true/false), at C speed instead of one json.dumps call per value."""
+    a = np.asarray(values)
+    flat = a.ravel()
+    kind = a.dtype.kind
+    if kind == "f":
+        # json's C encoder (no indent) writes each float with float.__repr__ like dumps, a bit faster
+        # than joining reprs; it spells non-finite values NaN, Infinity, -Infinity, which no number's
+        # text contains, so they can be swapped for null afterwards.
+        text = json.dumps(flat.tolist(), separators=(sep, ":"))[1:-1]
+        if not np.isfinite(flat).all():
+            text = text.replace("-Infinity", "null").replace("Infinity", "null").replace("NaN", "null")
+        return text
+    if kind in "iu":
+        return sep.join(map(int.__repr__, flat.tolist()))
+    if kind == "b":
+        return sep.join("true" if v else "false" for v in flat.tolist())
+    from .session import dumps
+    return sep.join(dumps(_jsonable(v)) for v in flat.tolist())
+
+
+# More items than this can never fit dumps()'s 100-character single line (each takes >= 3 characters).
+_ONE_LINE_MAX_ITEMS = 33
+
+
+def _fast_dumps(v: Any, indent: int = 0) -> str:
+    """engine.session.dumps(_jsonable(v), indent), byte for byte, with long 1-D numeric arrays written in
+    bulk (json_numbers): a 100,000-value series took seconds one json.dumps call at a time."""
+    from .session import dumps
+    if isinstance(v, dict):
+        if not v:
+            return "{}"
+        pad, inner = "  " * indent, "  " * (indent + 1)
+        items = [f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {_fast_dumps(x, indent + 1)}"
+                 for k, x in v.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if (isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype.kind in "fiub"
+            and len(v) > _ONE_LINE_MAX_ITEMS):
+        pad, inner = "  " * indent, "  " * (indent + 1)
+        return "[\n" + inner + json_numbers(v, ",\n" + inner) + "\n" + pad + "]"
+    if isinstance(v, (list, tuple)) and v and all(
+            isinstance(x, dict) or (isinstance(x, np.ndarray) and x.ndim == 1 and len(x) > _ONE_LINE_MAX_ITEMS)
+            for x in v):  # what dumps can only write one item a line
+        pad, inner = "  " * indent, "  " * (indent + 1)
+        return "[\n" + ",\n".join(inner + _fast_dumps(x, indent + 1) for x in v) + "\n" + pad + "]"
+    return dumps(_jsonable(v), indent)
+
+
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    from .session import atomic_write_text, dumps
-    return atomic_write_text(Path(path), dumps(_jsonable(data)) + "\n")
+    from .session import atomic_write_text
+    return atomic_write_text(Path(path), _fast_dumps(data) + "\n")
 
 
 def _jsonable(v: Any) -> Any:

@@ -10,10 +10,12 @@ Metrics files are written aside and renamed (never half-written), floats with re
 """
 from __future__ import annotations
 
-import math
+import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PySide6.QtCore import QPoint, QRect, QRectF, QSize
@@ -21,7 +23,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QRegion
 from PySide6.QtWidgets import QWidget
 
 from engine.registry import ConfigError
-from engine.render import CsvSink, write_json
+from engine.render import _ONE_LINE_MAX_ITEMS, CsvSink, TextSink, csv_cell, json_numbers, write_json
 
 FIGURE_SUFFIXES = (".png", ".svg")
 METRIC_SUFFIXES = (".csv", ".json")
@@ -118,10 +120,24 @@ def export_plot(plot_widget: QWidget, path: str | os.PathLike, width: int | None
 
 
 # ---- metrics -------------------------------------------------------------------------------------------
+#
+# Exports of long runs (a RaceHistory holds up to millions of steps on disk) are written a chunk at a time
+# and formatted in bulk: ``tolist()`` then ``repr`` gives the same exact text per float as fmt() and
+# json.dumps did one call at a time, many times faster. They run on a worker thread (gui.export_worker);
+# ``progress(fraction)`` is called between chunks and may raise to cancel, which removes the .part file.
+
+Progress = Callable[[float], None]
+# Values per series formatted at a time (steps x optimisers). Formatting a piece is one long C call
+# (str.join over map) that holds the GIL, so the piece bounds how long the GUI thread can wait on the
+# export (tens of ms) as well as the memory its Python floats and strings take.
+_PIECE_VALUES = 1 << 14
+
 
 def _series(obj: Any, name: str) -> np.ndarray:
     """``obj.name`` as an array, whether it is a growing buffer (``.view``) or an array already."""
     value = getattr(obj, name)
+    if isinstance(value, np.ndarray):  # ndarray.view is a method, not a buffer's view
+        return value
     return np.asarray(value.view if hasattr(value, "view") else value)
 
 
@@ -130,69 +146,177 @@ def _landscape_chunks(history: Any):
     back from disk a chunk at a time (``chunks()``), so a long run is never in memory whole; anything else
     (engine.render.LandscapeStream, arrays) is one piece."""
     if callable(getattr(history, "chunks", None)):
-        yield from history.chunks()
+        for c in history.chunks():
+            # Formatted in pieces of about _PIECE_VALUES values: the Python floats and strings of a
+            # piece cost ~100 bytes a value, and each piece is a point to report progress and cancel.
+            n = len(c["steps"])
+            step = max(1, _PIECE_VALUES // max(1, np.size(c["loss"]) // max(n, 1)))
+            if n <= step:
+                yield c
+                continue
+            for a in range(0, n, step):
+                yield {name: (v[a:a + step] if v is not None else None) for name, v in c.items()}
         return
     yield {"steps": _series(history, "steps"), **{n: _series(history, n) for n in ("loss", "grad_norm", "lr")},
            "xy": _series(history, "xy") if getattr(history, "xy", None) is not None else None}
 
 
-def export_landscape_metrics(history: Any, labels: Sequence[str], path: str | os.PathLike) -> Path:
+def _history_size(history: Any) -> tuple[int, int | None]:
+    """(K optimisers, T steps; None when T is only known by reading the series)."""
+    if hasattr(history, "k") and callable(getattr(history, "chunks", None)):
+        return history.k, len(history.steps)
+    loss = _series(history, "loss")
+    return (loss.shape[1] if loss.ndim == 2 else 1), len(loss)
+
+
+def _has_xy(xy: Any) -> bool:
+    return xy is not None and np.ndim(xy) == 4 and bool(np.shape(xy)[2])
+
+
+def export_landscape_metrics(history: Any, labels: Sequence[str], path: str | os.PathLike,
+                             progress: Progress | None = None) -> Path:
     """A 2D race's curves as CSV (one row per step and optimiser) or JSON (one list per series).
 
     ``history`` is the panel's RaceHistory (read back from its temporary file chunk by chunk), or anything
     with ``steps``, ``loss``, ``grad_norm``, ``lr`` of shape (T,) / (T, K) and ``xy`` of shape (T, K, N, 2),
     as buffers with ``.view`` or arrays: loss and gradient norm are the means over the start points that
     have not diverged, as drawn. x and y are the first trajectory's (the only one for a single start point).
+    ``progress(fraction)`` is called as chunks are written; an exception it raises stops the export and
+    leaves no file.
     """
     path = Path(path)
-    if hasattr(history, "k") and callable(getattr(history, "chunks", None)):
-        k = history.k
-    else:
-        loss = _series(history, "loss")
-        k = loss.shape[1] if loss.ndim == 2 else 1
+    k, total = _history_size(history)
     if len(labels) != k:
         raise ValueError(f"{len(labels)} labels for {k} optimisers")
     suffix = path.suffix.lower()
+    report = progress or (lambda fraction: None)
     if suffix == ".csv":
-        sink = CsvSink(path, ["step", "optimizer", "x", "y", "loss", "grad_norm", "lr"])
-        try:
-            for c in _landscape_chunks(history):
-                xy = c["xy"]
-                has_xy = xy is not None and xy.ndim == 4 and xy.shape[2]
-                # tolist() gives the same Python floats as float() of each element, far faster
-                xs = xy[:, :, 0, 0].tolist() if has_xy else None
-                ys = xy[:, :, 0, 1].tolist() if has_xy else None
-                loss, grad, lr = (np.asarray(c[n]).reshape(len(c["steps"]), k).tolist()
-                                  for n in ("loss", "grad_norm", "lr"))
-                for t, step in enumerate(c["steps"]):
-                    for i, label in enumerate(labels):
-                        x, y = (xs[t][i], ys[t][i]) if has_xy else (math.nan, math.nan)
-                        sink.write((int(step), label, x, y, loss[t][i], grad[t][i], lr[t][i]))
-        except BaseException:
-            sink.abort()
-            raise
-        return sink.close()
+        return _landscape_csv(history, labels, path, k, total, report)
     if suffix == ".json":
-        parts = list(_landscape_chunks(history))
-        steps = np.concatenate([np.asarray(c["steps"]) for c in parts])
-        loss, grad, lr = (np.concatenate([np.asarray(c[n]).reshape(len(c["steps"]), k) for c in parts])
-                          for n in ("loss", "grad_norm", "lr"))
-        xy = np.concatenate([c["xy"] for c in parts]) if parts and parts[0]["xy"] is not None else None
-        data = {"steps": steps.tolist(), "optimizers": [
-            {"label": label, "loss": loss[:, i], "grad_norm": grad[:, i], "lr": lr[:, i],
-             **({"x": xy[:, i, 0, 0], "y": xy[:, i, 0, 1]} if xy is not None and xy.ndim == 4 and xy.shape[2] else {})}
-            for i, label in enumerate(labels)]}
-        return write_json(path, data)
+        if total > _ONE_LINE_MAX_ITEMS and k:
+            return _landscape_json_streamed(history, labels, path, k, total, report)
+        return _landscape_json_whole(history, labels, path, k, report)
     raise ConfigError("export", f"choose a .csv or .json file name, got {path.name!r}")
 
 
-def export_training_metrics(trace: Any, path: str | os.PathLike, label: str = "") -> Path:
+def _landscape_csv(history: Any, labels: Sequence[str], path: Path, k: int, total: int, report: Progress) -> Path:
+    sink = CsvSink(path, ["step", "optimizer", "x", "y", "loss", "grad_norm", "lr"])
+    cells = [csv_cell(label) for label in labels]
+    done = 0
+    try:
+        for c in _landscape_chunks(history):
+            steps = np.asarray(c["steps"])
+            n = len(steps)
+            if n == 0:
+                continue
+            # Row t * k + i is step t, optimiser i: the order the row-major (T, K) arrays flatten in.
+            heads = [f"{s},{cell}" for s in map(str, steps.astype(np.int64).tolist()) for cell in cells]
+            loss, grad, lr = (np.asarray(c[name]).reshape(n, k).ravel().tolist()
+                              for name in ("loss", "grad_norm", "lr"))
+            if _has_xy(c["xy"]):
+                xy = np.asarray(c["xy"])
+                xs, ys = xy[:, :, 0, 0].ravel().tolist(), xy[:, :, 0, 1].ravel().tolist()
+                line = "%s,%r,%r,%r,%r,%r\n"  # %r of a Python float is its repr: exact, and nan/inf as fmt()
+                text = "".join(map(line.__mod__, zip(heads, xs, ys, loss, grad, lr)))
+            else:
+                line = "%s,nan,nan,%r,%r,%r\n"
+                text = "".join(map(line.__mod__, zip(heads, loss, grad, lr)))
+            sink.write_text(text, n * k)
+            done += n
+            report(done / max(total, 1))
+    except BaseException:
+        sink.abort()
+        raise
+    return sink.close()
+
+
+def _landscape_json_whole(history: Any, labels: Sequence[str], path: Path, k: int, report: Progress) -> Path:
+    """Short runs (and no optimisers): the run in memory, laid out by dumps itself (lists on one line)."""
+    parts = list(_landscape_chunks(history))
+    report(0.5)
+    steps = np.concatenate([np.asarray(c["steps"]) for c in parts])
+    loss, grad, lr = (np.concatenate([np.asarray(c[n]).reshape(len(c["steps"]), k) for c in parts])
+                      for n in ("loss", "grad_norm", "lr"))
+    xy = np.concatenate([c["xy"] for c in parts]) if parts and parts[0]["xy"] is not None else None
+    data = {"steps": steps.tolist(), "optimizers": [
+        {"label": label, "loss": loss[:, i], "grad_norm": grad[:, i], "lr": lr[:, i],
+         **({"x": xy[:, i, 0, 0], "y": xy[:, i, 0, 1]} if _has_xy(xy) else {})}
+        for i, label in enumerate(labels)]}
+    return write_json(path, data)
+
+
+# the layout engine.session.dumps gives {"steps": [...], "optimizers": [{...}, ...]} when every list is
+# too long for one line (more than _ONE_LINE_MAX_ITEMS numbers): one number a line, two spaces a level
+_STEP_SEP = ",\n    "
+_SERIES_SEP = ",\n        "
+
+
+def _landscape_json_streamed(history: Any, labels: Sequence[str], path: Path, k: int, total: int,
+                             report: Progress) -> Path:
+    """The JSON of a long run without the run in memory: the file is laid out series by series (steps,
+    then each optimiser's) while the history is read back in step order, so one pass over the chunks writes
+    the steps straight into the file and each optimiser's series into its own spooled temporary file
+    (in memory while small, an unnamed file beside the export after), copied in after the pass.
+    Byte for byte what write_json gives for the same data (tests/gui/test_export_metrics.py)."""
+    sink = TextSink(path)
+    spools: list[list[Any]] = []
+    try:
+        sink.write('{\n  "steps": [\n    ')
+        names: list[str] | None = None
+        done = 0
+        for c in _landscape_chunks(history):
+            steps = np.asarray(c["steps"])
+            n = len(steps)
+            if n == 0:
+                continue
+            if names is None:
+                names = ["loss", "grad_norm", "lr"] + (["x", "y"] if _has_xy(c["xy"]) else [])
+                spools = [[tempfile.SpooledTemporaryFile(max_size=1 << 20, dir=path.parent) for _ in names]
+                          for _ in range(k)]
+            first = done == 0
+            sink.write(("" if first else _STEP_SEP) + json_numbers(steps, _STEP_SEP))
+            series = [np.asarray(c[name]).reshape(n, k) for name in ("loss", "grad_norm", "lr")]
+            if len(names) == 5:
+                xy = np.asarray(c["xy"])
+                series += [xy[:, :, 0, 0], xy[:, :, 0, 1]]
+            for i in range(k):
+                for j, values in enumerate(series):
+                    spools[i][j].write((("" if first else _SERIES_SEP)  # numbers and null: ASCII
+                                        + json_numbers(values[:, i], _SERIES_SEP)).encode("ascii"))
+            done += n
+            report(0.9 * done / max(total, 1))
+        sink.write("\n  ],\n  \"optimizers\": [\n")
+        for i, label in enumerate(labels):
+            sink.write("    {\n      \"label\": " + json.dumps(str(label), ensure_ascii=False))
+            for name, spool in zip(names or [], spools[i] if spools else []):
+                sink.write(f',\n      "{name}": [\n        ')
+                spool.seek(0)
+                sink.fh.flush()  # then bytes straight to the file under the text layer
+                shutil.copyfileobj(spool, sink.fh.buffer, 1 << 20)
+                spool.close()
+                sink.write("\n      ]")
+            sink.write("\n    }" + (",\n" if i < k - 1 else "\n"))
+            report(0.9 + 0.1 * (i + 1) / k)
+        sink.write("  ]\n}\n")
+    except BaseException:
+        sink.abort()
+        raise
+    finally:
+        for row in spools:
+            for spool in row:
+                spool.close()
+    return sink.close()
+
+
+def export_training_metrics(trace: Any, path: str | os.PathLike, label: str = "",
+                            progress: Progress | None = None) -> Path:
     """An MNIST run's curves: per step (loss, lr, gradient norm) and per evaluation (train/validation
     loss and accuracy). CSV gets both tables in one file with a ``kind`` column ("step" or "eval");
     JSON gets {"steps": {...}, "evals": {...}}.
 
     ``trace`` is the MNIST panel's RunTrace (``step``, ``loss``, ``lr``, ``grad`` per step; ``eval_epoch``,
     ``train_loss``, ``val_loss``, ``train_acc``, ``val_acc`` per evaluation) or engine.render.RunTrace.
+    ``progress(fraction)`` as for export_landscape_metrics.
     """
     path = Path(path)
     step = _series(trace, "step")
@@ -207,17 +331,25 @@ def export_training_metrics(trace: Any, path: str | os.PathLike, label: str = ""
     else:
         ev = {"epoch": _series(trace, "eval_epoch"), **{n: _series(trace, n) for n in
                                                          ("train_loss", "val_loss", "train_acc", "val_acc")}}
+    report = progress or (lambda fraction: None)
     suffix = path.suffix.lower()
     if suffix == ".csv":
         sink = CsvSink(path, ["kind", "run", "step", "epoch", "loss", "lr", "grad_norm", "train_loss", "val_loss",
                               "train_acc", "val_acc"])
+        cell = csv_cell(label).replace("%", "%%")  # it goes into the %-templates below
         try:
-            for j in range(len(step)):
-                sink.write(("step", label, int(step[j]), "", float(loss[j]), float(lr[j]), float(grad[j]),
-                            "", "", "", ""))
-            for j in range(len(ev["epoch"])):
-                sink.write(("eval", label, "", float(ev["epoch"][j]), "", "", "", float(ev["train_loss"][j]),
-                            float(ev["val_loss"][j]), float(ev["train_acc"][j]), float(ev["val_acc"][j])))
+            rows = _CHUNK_ROWS
+            for a in range(0, len(step), rows):
+                b = min(a + rows, len(step))
+                steps = map(str, np.asarray(step[a:b]).astype(np.int64).tolist())
+                cols = (np.asarray(x[a:b], dtype=np.float64).tolist() for x in (loss, lr, grad))
+                line = f"step,{cell},%s,,%r,%r,%r,,,,\n"
+                sink.write_text("".join(map(line.__mod__, zip(steps, *cols))), b - a)
+                report(0.99 * b / max(len(step), 1))
+            cols = [np.asarray(ev[n], dtype=np.float64).tolist()
+                    for n in ("epoch", "train_loss", "val_loss", "train_acc", "val_acc")]
+            line = f"eval,{cell},,%r,,,,%r,%r,%r,%r\n"
+            sink.write_text("".join(map(line.__mod__, zip(*cols))), len(cols[0]))
         except BaseException:
             sink.abort()
             raise
@@ -226,3 +358,6 @@ def export_training_metrics(trace: Any, path: str | os.PathLike, label: str = ""
         return write_json(path, {"run": label, "steps": {"step": step, "loss": loss, "lr": lr, "grad_norm": grad},
                                  "evals": ev})
     raise ConfigError("export", f"choose a .csv or .json file name, got {path.name!r}")
+
+
+_CHUNK_ROWS = 65536

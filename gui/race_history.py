@@ -60,6 +60,7 @@ class RaceHistory:
         self._paths = StridedPath((k, 2))
         self._curves = PeakBuckets(len(SERIES) * k)
         self._drawn: dict = {}  # what path() and curve() returned, until the next add
+        self._holds, self._close_asked = 0, False
         self.last: LandscapeFrame | None = None
         self.prev: LandscapeFrame | None = None  # the frame before ``last`` (its state, for splitting an update)
         self.trail_steps = (trail or TRAIL_STEPS) if n > 1 else 0
@@ -137,8 +138,28 @@ class RaceHistory:
         return (self._table.nbytes() + self._paths.nbytes() + self._curves.nbytes()
                 + (self._ring.nbytes if self._ring is not None else 0))
 
+    def hold(self):
+        """Keep the whole series readable until the returned ``release()``: an export on another thread
+        reads it while the panel may drop the history (reset, a new run, a session opened), and a
+        ``close()`` asked for meanwhile happens at the release."""
+        self._holds += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self._holds -= 1
+            if not self._holds and self._close_asked:
+                self._table.close()
+        return release
+
     def close(self) -> None:
-        """Give the temporary file back. Drawing state stays (a closed history can still be drawn), the
-        whole series is gone: exporting a closed history raises ValueError."""
+        """Give the temporary file back (later, if an export holds it). Drawing state stays (a closed
+        history can still be drawn), the whole series is gone: exporting a closed history raises ValueError."""
+        if self._holds:
+            self._close_asked = True
+            return
         self._table.close()
 

@@ -19,6 +19,7 @@ class SessionMenus:
     def __init__(self, window):
         self.w = window
         self.path: Path | None = None
+        self._export = None  # the metrics export running on a worker thread, if any
         file_menu = window.file_menu
         first = file_menu.actions()[0] if file_menu.actions() else None
         self.open_action = window._action("&Open session...", self.open_dialog, QKeySequence.Open,
@@ -198,6 +199,10 @@ class SessionMenus:
         self.w.statusBar().showMessage(f"Exported {path}", 10_000)
 
     def export_metrics(self) -> None:
+        """Runs the export on a worker thread (gui.export_worker): a long race takes seconds to write."""
+        if self._export is not None and self._export.is_running():
+            self.w.show_problem("export: an export is already running")
+            return
         if self.w.tabs.currentWidget() is self.w.mnist:
             self._export_training_metrics()
             return
@@ -210,16 +215,40 @@ class SessionMenus:
                                               "CSV (*.csv);;JSON (*.json)")
         if not path:
             return
-        try:
-            export_landscape_metrics(panel.history, [c.label for _, c in panel.run_configs], path)
-        except Exception as exc:
-            self.w.show_error(f"Could not export metrics: {exc}")
-            return
-        self.w.statusBar().showMessage(f"Exported {path}", 10_000)
+        history = panel.history  # the export's own reference: a reset meanwhile replaces panel.history
+        labels = [c.label for _, c in panel.run_configs]
+        was_playing = panel.playing
+        # The worker reads the history's table while the race would append to it on this thread, and
+        # the table is not safe for that, so the race pauses for the export and resumes after it.
+        panel.pause()
+        release = history.hold()
+
+        def cleanup() -> None:
+            release()
+            if was_playing and panel.history is history:
+                panel.play()
+
+        self._run_export(f"Exporting metrics to {Path(path).name}...",
+                         lambda progress: export_landscape_metrics(history, labels, path, progress),
+                         f"Exported {path}", cleanup)
+
+    def _run_export(self, label: str, work, done_message, cleanup=None) -> None:
+        from .export_worker import BackgroundExport
+
+        def done(result) -> None:
+            text = done_message(result) if callable(done_message) else done_message
+            self.w.statusBar().showMessage(text, 10_000)
+
+        def failed(message: str, details: str) -> None:
+            self.w.show_error(f"Could not export metrics: {message}", details)
+
+        def cancelled() -> None:
+            self.w.statusBar().showMessage("Export cancelled; no file was left.", 10_000)
+
+        self._export = BackgroundExport(self.w, label, work, done, failed, cancelled, cleanup)
 
     def _export_training_metrics(self) -> None:
         """One file per MNIST run: name-run1.csv, name-run2.csv, ... (steps and evaluations)."""
-        from .export import export_training_metrics
         traces = [t for t in self.w.mnist.traces if len(t.step)]
         if not traces:
             self.w.show_problem("export: train first; there are no MNIST metrics yet")
@@ -228,17 +257,14 @@ class SessionMenus:
                                               "CSV (*.csv);;JSON (*.json)")
         if not path:
             return
-        written = self.write_training_metrics(Path(path))
-        self.w.statusBar().showMessage(f"Exported {len(written)} runs beside {path}", 10_000)
+        # Copies taken here, on the GUI thread: training goes on appending to the traces meanwhile.
+        runs = [_snapshot(t) for t in traces]
+        self._run_export(f"Exporting MNIST metrics beside {Path(path).name}...",
+                         lambda progress: _write_runs(runs, Path(path), progress),
+                         lambda written: f"Exported {len(written)} runs beside {path}")
 
-    def write_training_metrics(self, path: Path) -> list[Path]:
-        from .export import export_training_metrics
-        out = []
-        for t in self.w.mnist.traces:
-            if len(t.step):
-                target = path.with_name(f"{path.stem}-run{t.index + 1}{path.suffix}")
-                out.append(export_training_metrics(t, target, t.label))
-        return out
+    def write_training_metrics(self, path: Path, progress=None) -> list[Path]:
+        return _write_runs([_snapshot(t) for t in self.w.mnist.traces if len(t.step)], Path(path), progress)
 
     def record(self) -> None:
         from .recording import landscape_advance, record_widget
@@ -279,3 +305,33 @@ class SessionMenus:
             self.w.statusBar().showMessage(f"Recorded {path}", 15_000)
         finally:
             dialog.close()
+
+
+_TRACE_SERIES = ("step", "loss", "lr", "grad", "eval_epoch", "train_loss", "val_loss", "train_acc", "val_acc")
+
+
+def _snapshot(trace):
+    """What export_training_metrics reads of a live MNIST trace, copied (its buffers keep growing)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from .export import _series
+    return SimpleNamespace(index=trace.index, label=trace.label,
+                           **{name: np.array(_series(trace, name), copy=True) for name in _TRACE_SERIES})
+
+
+def _write_runs(runs, path: Path, progress=None) -> list[Path]:
+    from .export import export_training_metrics
+    out: list[Path] = []
+    try:
+        for i, t in enumerate(runs):
+            target = path.with_name(f"{path.stem}-run{t.index + 1}{path.suffix}")
+            part = None if progress is None else (lambda f, i=i: progress((i + f) / len(runs)))
+            out.append(export_training_metrics(t, target, t.label, progress=part))
+    except BaseException:
+        # Cancelled or failed part way: no partial set of runs is left either.
+        for p in out:
+            p.unlink(missing_ok=True)
+        raise
+    return out

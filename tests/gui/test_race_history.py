@@ -247,3 +247,18 @@ def test_close_and_the_finaliser_give_the_temporary_file_back():
     del h
     gc.collect()
     assert fh.closed
+
+
+def test_a_held_history_closes_only_when_the_last_hold_is_released():
+    rng = np.random.default_rng(8)
+    h = RaceHistory(K, 1, chunk_steps=10)
+    _feed(h, rng, 50)
+    fh = h._table._file
+    first, second = h.hold(), h.hold()
+    h.close()  # the panel drops it while two exports read it
+    assert not fh.closed and len(h.loss.view) == 50
+    first()
+    first()  # a release called twice counts once
+    assert not fh.closed
+    second()
+    assert fh.closed
