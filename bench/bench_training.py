@@ -17,7 +17,9 @@
    them (offscreen), against the same four runs in the same kind of worker process with no window
    drawing (and, for reference, interleaved in this process: ``run_jobs_inline``, one thread).
    Throughput is training steps per second of the runs' own clock. Alternated window / no window for
-   the given number of rounds; medians printed.
+   the given number of rounds; medians printed. Also printed: the window process's CPU time per frame
+   (user + system, all its threads, over every timer tick while training), which is what the window
+   takes from the training and, unlike the ratio, hardly depends on what else the machine runs.
 
    A control follows: the same windowless training beside a plain busy-loop process, which shows how
    much headroom the machine has for any second consumer of CPU (the window is one).
@@ -268,7 +270,8 @@ def with_window(app, epochs: int, runner=None) -> dict:
     check.start()
     loop.exec()
     check.stop()
-    gui_cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+    gui_cpu_s = time.process_time() - cpu0
+    gui_cpu = gui_cpu_s / (time.perf_counter() - wall0)
     worker_cpu = (_cpu_seconds(worker_pid) - worker_cpu) if worker_pid else float("nan")
     steps = sum(len(t.step) for t in panel.traces)
     longest = max((float(t.elapsed.view[-1]) for t in panel.traces if len(t.elapsed)), default=0.0)
@@ -280,7 +283,9 @@ def with_window(app, epochs: int, runner=None) -> dict:
     active = [t for t in ticks if drawn and drawn[0] <= t <= drawn[-1]]
     gaps = [1000 * (b - a) for a, b in zip(active, active[1:])]
     span = (drawn[-1] - drawn[0]) if len(drawn) > 1 else float("nan")
-    return {"rate": rate, "steps": steps, "gui_cpu": gui_cpu, "cpu_rate": steps / worker_cpu, "p99": _percentile(gaps, 99), "max": max(gaps) if gaps else float("nan"),
+    return {"rate": rate, "steps": steps, "gui_cpu": gui_cpu, "cpu_rate": steps / worker_cpu,
+            "ms_per_frame": 1000 * gui_cpu_s / max(len(ticks), 1),
+            "p99": _percentile(gaps, 99), "max": max(gaps) if gaps else float("nan"),
             "fps": (len(active) - 1) / span if span == span and span > 0 else float("nan"),
             "draw_fps": (len(drawn) - 1) / span if span == span and span > 0 else float("nan")}
 
@@ -348,7 +353,7 @@ def part23(args, parts, window_ratios, gaps, fps) -> None:
     probe.shutdown()
     probe.deleteLater()
     print(f"  runs: {', '.join(j.config.label for j in jobs)}; {args.epochs} epochs each on the bundled digits")
-    draw_fps, cpu_ratios = [], []
+    draw_fps, cpu_ratios, frame_ms = [], [], []
     from engine.training_process import TrainingRunner
 
     bare_runner = TrainingRunner()
@@ -365,10 +370,12 @@ def part23(args, parts, window_ratios, gaps, fps) -> None:
         gaps.append(win["p99"])
         fps.append(win["fps"])
         draw_fps.append(win["draw_fps"])
+        frame_ms.append(win["ms_per_frame"])
         print(f"    round {r + 1}: no window {base:6.0f} steps/s (inline in this process: {inline:.0f}), "
               f"with window {win['rate']:6.0f} steps/s "
               f"-> {win['rate'] / base:.3f}; frames {win['fps']:.1f}/s ({win['draw_fps']:.1f}/s with new curves), "
-              f"gap p99 {win['p99']:.1f} ms, max {win['max']:.1f} ms; the window used {win['gui_cpu']:.0%} of a core; "
+              f"gap p99 {win['p99']:.1f} ms, max {win['max']:.1f} ms; the window used {win['gui_cpu']:.0%} of a core "
+              f"({win['ms_per_frame']:.1f} ms of CPU per frame); "
               f"steps per CPU-second of the worker {win['cpu_rate'] / base_cpu:.3f} of the windowless one; "
               f"load average {load} -> {_load()}", flush=True)
     if 2 in parts:
@@ -392,7 +399,8 @@ def part23(args, parts, window_ratios, gaps, fps) -> None:
         print(f"  -> with window / without: median {statistics.median(window_ratios):.3f} (target >= 0.85); per "
               f"CPU-second of the training process: median {statistics.median(cpu_ratios):.3f}")
         print(f"  -> frame gap p99: median {statistics.median(gaps):.1f} ms (target <= 50 ms); frame rate median "
-              f"{statistics.median(fps):.1f} fps (target >= 30)\n")
+              f"{statistics.median(fps):.1f} fps (target >= 30); the window's CPU per frame: median "
+              f"{statistics.median(frame_ms):.1f} ms\n")
     if 3 in parts:
         print("3. Reference: the same with training in a Python thread of the GUI process")
         base = headless(jobs)

@@ -30,8 +30,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 FLUSH_S = 0.025
-# Workers run a little below normal priority: when the machine is busy the window's drawing comes first,
-# and on an idle core training loses nothing.
+# Niceness added to the workers (0: none). A positive value lets the window's drawing come first on a busy
+# machine, at the cost of training speed against every other process there.
 WORKER_NICE = 0
 
 

@@ -11,6 +11,7 @@ the previous frame with one ``setData`` per item.
 """
 from __future__ import annotations
 
+import gc
 import math
 import time
 
@@ -47,6 +48,21 @@ DIAGNOSTIC_PARAMS = (
           "risen this many evaluations in a row while the training loss fell.", kind="int", minimum=1, maximum=100,
           typical="2 to 5"),
 )
+
+
+def _gc_hold() -> None:
+    """Collect now, then keep every object alive at this point out of later collections until _gc_release.
+    With torch and Qt loaded the process holds a few hundred thousand objects, and a full collection over
+    them stalls the window for about 0.2 s (measured here: one 200 ms frame in the middle of a replayed
+    run). So: one collection when the user has just pressed Train, none over those objects while the
+    curves are drawn."""
+    gc.collect()
+    gc.freeze()
+
+
+def _gc_release() -> None:
+    """Back to normal collection (objects dropped during training, in cycles, are freed by the next one)."""
+    gc.unfreeze()
 
 
 def make_config(shared: dict[str, Any], spec: RunSpec, row: int) -> TrainConfig:
@@ -173,7 +189,9 @@ class MnistPanel(QWidget):
     def _build_right(self) -> None:
         self.plots = PlotTabs()
         self.legend = RunLegend()
+        self.legend.stop_requested.connect(self.stop_run)
         self.plots.currentChanged.connect(lambda _=None: self._redraw())
+        self.plots.layers.run_combo.currentIndexChanged.connect(lambda _=None: self._redraw())
         self.range_page = RangePage()
         self.plots.addTab(self.range_page, "LR range test")
         self.plots.setTabToolTip(3, "Grow the rate exponentially over a few hundred steps, plot loss against it, and "
@@ -389,6 +407,8 @@ class MnistPanel(QWidget):
         # Importing torch in the worker takes seconds: start it as soon as the view is seen.
         if self.runner is None:
             self._runner().warm_up(max(1, self.runs.count()))
+        if self.traces:
+            self._redraw(force=True)  # what arrived while another view was showing
 
     @property
     def trace(self) -> RunTrace | None:
@@ -419,9 +439,11 @@ class MnistPanel(QWidget):
         self.results.reset(self.traces)
         self._reported.clear()
         self._runner().start([Job(cfg) for cfg in configs])
+        _gc_hold()
         self.mode = "train"
         self._active = True
         self._started_at = time.perf_counter()
+        self.legend.update_runs(self.traces, True)
         self.run_button.setText("Stop")
         alive = self.runner.alive()
         self.status.setText(f"Starting {len(configs)} run{'s' if len(configs) != 1 else ''}"
@@ -456,6 +478,7 @@ class MnistPanel(QWidget):
             self.message.emit(f"Run {row + 1}: learning rate set to {lr:.3g} (the range test's suggestion)")
 
     def stop(self) -> None:
+        _gc_release()
         if self.runner is not None and self._active:
             self.runner.stop()
             for t in self.traces:
@@ -465,7 +488,20 @@ class MnistPanel(QWidget):
         self.run_button.setText("Train")
         self._redraw()
 
+    def stop_run(self, job: int) -> None:
+        """Stop one run of the comparison (its position in ``traces``); the others go on."""
+        if not (self._active and self.mode == "train") or not 0 <= job < len(self.traces):
+            return
+        t = self.traces[job]
+        if t.finished or t.stop_requested:
+            return
+        t.stop_requested = True
+        self.runner.stop(job)
+        self.message.emit(f"Run {t.index + 1} ({t.label}): stopping; the other runs go on.")
+        self._redraw(text_now=True)
+
     def _finish(self) -> None:
+        _gc_release()
         self._active = False
         self.run_button.setText("Train")
 
@@ -490,7 +526,9 @@ class MnistPanel(QWidget):
         if self.mode == "train" and (items or self._active or behind or done):
             # Evaluations, summaries and ends are rare: the table and status show them at once.
             news = any(not isinstance(item, (StepBlock, RangeBlock)) for _, item in items)
-            self._redraw(force=done, text_now=news)  # the last frame draws everything still pending
+            # The last frame draws everything still pending (some plots take turns), and so does every frame
+            # after Stop: the records still on their way are the last ones.
+            self._redraw(force=done or not self._active, text_now=news)
 
     def _range_item(self, item: Any) -> None:
         if isinstance(item, JobFailed):
@@ -515,8 +553,8 @@ class MnistPanel(QWidget):
             self.error.emit(f"{where} stopped: {item.message}", item.details)
 
     def _redraw(self, force: bool = False, text_now: bool = False) -> None:
-        if not self.traces:
-            return
+        if not self.traces or not self.isVisible():
+            return  # records keep arriving while another view shows; drawn at once when this one is shown
         explode, vanish, overfit = self._thresholds()
         self.plots.refresh(self.traces, explode, vanish, overfit, force=force)
         now = time.perf_counter()
@@ -524,6 +562,7 @@ class MnistPanel(QWidget):
         if force or text_now or not self._active or now - self._last_text >= 0.2:
             self._last_text = now
             self.results.update_rows(self.traces, explode, vanish)
+            self.legend.update_runs(self.traces, self._active and self.mode == "train")
             self._status_text()
 
     def _status_text(self) -> None:
@@ -549,12 +588,16 @@ class MnistPanel(QWidget):
             hit = [t.label for t in done if pick(t)]
             if hit:
                 notes.append(f"{label}: {', '.join(hit)}")
+        by_user = [t.label for t in self.traces if t.stopped_by_user]
+        if by_user:
+            notes.append(f"stopped by you: {', '.join(by_user)}")
         tested = [t for t in done if t.summary.test_acc is not None]
         if tested:
             top = max(tested, key=lambda t: t.summary.test_acc)
             notes.append(f"best test acc {top.summary.test_acc:.1%} ({top.label})")
         if notes:
-            parts.append("; ".join(notes).capitalize() + ".")
+            text = "; ".join(notes)
+            parts.append(text[:1].upper() + text[1:] + ".")  # not capitalize(): it lowercases the run names
         # Steps per second on the training process's own clock (the runs share it, so the longest run's).
         clock = max((float(t.elapsed.view[-1]) for t in self.traces if len(t.elapsed)), default=0.0)
         rate = steps / clock if clock > 0 else 0.0
@@ -573,6 +616,7 @@ class MnistPanel(QWidget):
         """Stop everything and wait for it: the timer, a download, the training process."""
         self.timer.stop()
         self.picker.shutdown()
+        _gc_release()
         self._active = False
         if self.runner is not None:
             self.runner.shutdown()

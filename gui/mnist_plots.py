@@ -9,13 +9,16 @@ run gets an x at its last finite point.
 """
 from __future__ import annotations
 
+import functools
 import math
+import time
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QPen
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTabWidget, QToolButton, QVBoxLayout, QWidget
 
 from engine.training import EvalPoint, RunSummary, TrainConfig, smoothing_floor
 from engine.training_diagnostics import (EXPLODING, HEALTHY_UPDATE_RATIO, VANISHING, confidence_histogram,
@@ -29,6 +32,12 @@ from .style import PALETTE
 
 MAX_DRAWN = 800  # points per drawn per-step curve (min/max pairs keep the peaks; plots are ~400 px wide)
 STEP_MARKERS = 10  # markers along a per-step curve, to tell runs apart without colour
+DEFAULT_SYMBOL_PEN = (200, 200, 200)  # pyqtgraph's default symbol outline
+SECONDARY = ("lr", "grad", "weight", "", "", "")  # per-step plots taking turns, one per frame at most ("": none)
+# Room left of step 1 on per-step plots: a curve whose repainted area reaches into the left axis (ticks
+# included) repaints the axis too, every frame; 5% keeps the first point clear of it at usual plot widths.
+STEP_X_PADDING = 0.05
+LAYERS_INTERVAL_S = 0.1  # the Layers page redraws at most this often while a run trains
 
 
 def layer_labels(cfg: TrainConfig) -> dict[str, str]:
@@ -110,7 +119,7 @@ class RunTrace:
             self.failed = item
         elif isinstance(item, JobEnded):
             self.ended = item
-            self.dirty_evals = True
+            self.dirty_evals = self.dirty_steps = True  # the loss plot marks a run stopped by the user
 
     def _add_steps(self, block: StepBlock) -> None:
         self.step.extend(block.step.astype(np.float64))
@@ -143,6 +152,11 @@ class RunTrace:
         return self.ended is not None
 
     @property
+    def stopped_by_user(self) -> bool:
+        """Ended on the user's request (its own stop button, or Stop for all) before its end."""
+        return self.ended is not None and self.ended.stopped and self.summary is None and self.failed is None
+
+    @property
     def diverged_at(self) -> int:
         return self.summary.diverged_at if self.summary is not None else -1
 
@@ -156,6 +170,8 @@ class RunTrace:
             if s.stopped_early:
                 return "stopped early, best restored" if s.restored_best else "stopped early"
             return "done, best restored" if s.restored_best else "done"
+        if self.stopped_by_user:
+            return f"stopped by you at step {int(self.step.view[-1])}" if len(self.step) else "stopped by you"
         if self.ended is not None:
             return "stopped"
         if self.stop_requested:
@@ -185,12 +201,31 @@ class RunTrace:
 # ---- drawing helpers ----------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=None)
+def _brush(colour: Any) -> QBrush:
+    """One brush object per colour. pyqtgraph's symbol atlas keys on the brush (and pen) object: a brush made
+    afresh at each setData re-renders the symbols and rebuilds the atlas, every time."""
+    return pg.mkBrush(colour)
+
+
+@functools.lru_cache(maxsize=None)
+def _spen(colour: Any, width: float = 1.0) -> QPen:
+    """One symbol outline pen object per colour and width (see _brush)."""
+    return pg.mkPen(colour, width=width) if colour is not None else pg.mkPen(None)
+
+
+def _filled_marks(i: int) -> dict[str, Any]:
+    """An evaluation curve's markers: the run's symbol filled with its colour."""
+    return {"symbol": run_symbol(i), "symbolBrush": _brush(run_colour(i)), "symbolPen": _spen(DEFAULT_SYMBOL_PEN, 1),
+            "symbolSize": 7}
+
+
 def _pen(i: int, width: float = 1.5, style=Qt.SolidLine) -> Any:
     return pg.mkPen(run_colour(i), width=width, style=style)
 
 
 def _legend_sample(i: int, label: str, plot: pg.PlotWidget, style=Qt.SolidLine) -> None:
-    sample = pg.PlotDataItem(pen=_pen(i, 2, style), symbol=run_symbol(i), symbolBrush=run_colour(i),
+    sample = pg.PlotDataItem(pen=_pen(i, 2, style), symbol=run_symbol(i), symbolBrush=_brush(run_colour(i)),
                              symbolPen=pg.mkPen("#333", width=0.8), symbolSize=8)
     legend = plot.getPlotItem().legend
     if legend is not None:
@@ -327,7 +362,7 @@ class MarkerLayer:
             xs.append(x[keep])
             ys.append(y[keep])
             symbols += [run_symbol(i)] * int(keep.sum())
-            brushes += [pg.mkBrush(run_colour(i))] * int(keep.sum())
+            brushes += [_brush(run_colour(i))] * int(keep.sum())
         if not symbols:
             self.item.setData([], [])
             return
@@ -348,6 +383,13 @@ def _set_step_curve(curve: StepCurve, markers: MarkerLayer, x: np.ndarray, y: np
         state[key] = reached
         idx = np.clip(np.searchsorted(x, positions[:reached]), 0, len(x) - 1)
         markers.set_run(state["index"], x[idx], y[idx])
+
+
+def _set_points(item: pg.PlotDataItem, x, y) -> None:
+    """A few marks (a star, an x): hidden while empty, since Qt asks every visible item for its bounds and
+    paints it with every repaint of its view, data or not."""
+    item.setData(x, y)
+    item.setVisible(len(x) > 0)
 
 
 def _log_value(v: float) -> float:
@@ -396,6 +438,7 @@ class CurvesPage(QWidget):
         self.items: list[dict[str, Any]] = []
         self.x_steps = 0
         self.x_epochs = 0.0
+        self.frame = 0
         self.markers: dict[str, MarkerLayer] = {}
         self.sticky = {"loss": StickyY(self.step_loss, False), "lr": StickyY(self.lr, True),
                        "grad": StickyY(self.grad, True), "weight": StickyY(self.weight, False),
@@ -413,28 +456,32 @@ class CurvesPage(QWidget):
                         "grad": MarkerLayer(self.grad, True), "weight": MarkerLayer(self.weight, False)}
         for t in traces:
             i = t.index
-            d: dict[str, Any] = {"index": i}
+            d: dict[str, Any] = {"index": i, "drawn": {}, "stop_line": None, "stop_mark": None}
             d["loss"] = StepCurve(self.step_loss, _pen(i, 1), log=False)
             d["loss_m"] = self.markers["loss"]
-            d["diverged"] = self.step_loss.plot(pen=None, symbol="x", symbolSize=16, symbolBrush=run_colour(i),
-                                                symbolPen=pg.mkPen(run_colour(i), width=2))
-            d["train"] = self.eval_loss.plot(pen=_pen(i, 2), symbol=run_symbol(i), symbolBrush=run_colour(i),
-                                             symbolSize=7)
+            d["diverged"] = self.step_loss.plot(pen=None, symbol="x", symbolSize=16,
+                                                symbolBrush=_brush(run_colour(i)), symbolPen=_spen(run_colour(i), 2))
+            d["stopped"] = self.step_loss.plot(pen=None, symbol="s", symbolSize=11, symbolBrush=_brush(None),
+                                               symbolPen=_spen(run_colour(i), 2))
+            d["train"] = self.eval_loss.plot(pen=_pen(i, 2), **_filled_marks(i))
             d["val"] = self.eval_loss.plot(pen=_pen(i, 2, Qt.DashLine), symbol=run_symbol(i), symbolSize=7,
-                                           symbolBrush=pg.mkBrush(255, 255, 255, 0), symbolPen=_pen(i, 1.5))
-            d["best"] = self.eval_loss.plot(pen=None, symbol="star", symbolSize=18, symbolBrush=run_colour(i),
-                                            symbolPen=pg.mkPen("#222", width=1))
-            d["overfit"] = self.eval_loss.plot(pen=None, symbol="arrow_up", symbolSize=16, symbolBrush=run_colour(i),
-                                               symbolPen=pg.mkPen("#222", width=1))
+                                           symbolBrush=_brush((255, 255, 255, 0)), symbolPen=_pen(i, 1.5))
+            d["best"] = self.eval_loss.plot(pen=None, symbol="star", symbolSize=18, symbolBrush=_brush(run_colour(i)),
+                                            symbolPen=_spen("#222", 1))
+            d["overfit"] = self.eval_loss.plot(pen=None, symbol="arrow_up", symbolSize=16,
+                                               symbolBrush=_brush(run_colour(i)),
+                                               symbolPen=_spen("#222", 1))
             d["stop"] = None
-            d["val_acc"] = self.acc.plot(pen=_pen(i, 2), symbol=run_symbol(i), symbolBrush=run_colour(i), symbolSize=7)
+            d["val_acc"] = self.acc.plot(pen=_pen(i, 2), **_filled_marks(i))
             d["train_acc"] = self.acc.plot(pen=_pen(i, 1, Qt.DotLine))
             d["lr"] = StepCurve(self.lr, _pen(i, 1.5), log=True)
             d["lr_m"] = self.markers["lr"]
             d["grad"] = StepCurve(self.grad, _pen(i, 1), log=True)
             d["grad_m"] = self.markers["grad"]
-            d["grad_flag"] = self.grad.plot(pen=None, symbol="x", symbolSize=9, symbolBrush=run_colour(i),
-                                            symbolPen=pg.mkPen(run_colour(i), width=1.5))
+            d["grad_flag"] = self.grad.plot(pen=None, symbol="x", symbolSize=9, symbolBrush=_brush(run_colour(i)),
+                                            symbolPen=_spen(run_colour(i), 1.5))
+            for key in ("diverged", "stopped", "best", "overfit", "grad_flag"):
+                d[key].setVisible(False)  # marks, mostly empty: hidden items cost nothing to repaint
             d["weight"] = StepCurve(self.weight, _pen(i, 1.5), log=False)
             d["weight_m"] = self.markers["weight"]
             self.items.append(d)
@@ -462,55 +509,75 @@ class CurvesPage(QWidget):
         if total and total != self.x_steps:
             self.x_steps = total
             for p in (self.step_loss, self.lr, self.grad, self.weight):
-                p.setXRange(0, total, padding=0.02)
+                p.setXRange(0, total, padding=STEP_X_PADDING)
         epochs = float(max((t.cfg.epochs for t in traces), default=0))
         if epochs and epochs != self.x_epochs:
             self.x_epochs = epochs
             for p in (self.eval_loss, self.acc):
                 p.setXRange(0, epochs, padding=0.03)
 
-    def refresh(self, traces: list[RunTrace], flagged_steps: dict[int, np.ndarray], overfit: dict[int, np.ndarray],
+    def refresh(self, traces: list[RunTrace], explode: float, vanish: float, overfit_patience: int,
                 force: bool = False, eval_budget: int = 2) -> set[int]:
-        """Redraw what changed. Evaluation curves of at most ``eval_budget`` runs are redrawn per frame (all
-        runs evaluate at once; spreading them keeps each frame short); the others' indices are returned."""
+        """Redraw what changed. The mini-batch loss is redrawn every frame; the learning rate, gradient norm
+        and weight norm take turns, one of them every other frame (each about 6 times a second at 35 frames
+        a second): every plot redrawn is a full repaint of its view, and these three move slowly.
+        Evaluation curves of at most ``eval_budget`` runs are redrawn per frame (all runs evaluate at once;
+        spreading them keeps each frame short); the others' indices are returned. ``force`` draws
+        everything now."""
         runs = len(traces)
         budget = eval_budget if not force else len(traces)
         deferred: set[int] = set()
         self._fix_x(traces)
+        self.frame += 1
+        turn = SECONDARY[self.frame % len(SECONDARY)]
         for t, d in zip(traces, self.items):
             i = t.index
+            drawn = d["drawn"]
             pos = marker_positions(t.started.total_steps, i, runs) if t.started is not None else None
-            if t.dirty_steps:
-                x = t.step.view
+            n = len(t.step)
+            x = t.step.view
+            st = self.sticky
+            if force or t.dirty_steps:
                 loss = finite_or_nan(t.loss.view)
-                st = self.sticky
-                _set_step_curve(d["loss"], d["loss_m"], x, loss, pos, d, "loss_n", force, st["loss"])
-                _set_step_curve(d["lr"], d["lr_m"], x, positive_or_nan(t.lr.view), pos, d, "lr_n", force, st["lr"])
-                _set_step_curve(d["grad"], d["grad_m"], x, positive_or_nan(t.grad.view), pos, d, "grad_n", force,
-                                st["grad"])
+                if force or drawn.get("loss") != n:
+                    drawn["loss"] = n
+                    _set_step_curve(d["loss"], d["loss_m"], x, loss, pos, d, "loss_n", force, st["loss"])
                 div = t.diverged_at
+                mark: tuple = ()
                 if div > 0:
                     finite = np.flatnonzero(np.isfinite(loss))
-                    y = loss[finite[-1]] if len(finite) else 0.0
-                    d["diverged"].setData([float(div)], [float(y)])
-                else:
-                    d["diverged"].setData([], [])
-            if t.dirty_layers:
-                if len(t.layer_step):
-                    _set_step_curve(d["weight"], d["weight_m"], t.layer_step.view, finite_or_nan(t.weight_total.view),
-                                    pos, d, "weight_n", force, self.sticky["weight"])
-                flagged = flagged_steps.get(i)
-                if flagged is not None and len(flagged) and len(t.grad):
-                    at = np.clip(flagged.astype(np.int64) - 1, 0, len(t.grad) - 1)
-                    d["grad_flag"].setData(flagged, positive_or_nan(t.grad.view[at]))
-                else:
-                    d["grad_flag"].setData([], [])
+                    mark = (float(div), float(loss[finite[-1]]) if len(finite) else 0.0)
+                if force or drawn.get("diverged") != mark:
+                    drawn["diverged"] = mark
+                    _set_points(d["diverged"], mark[:1], mark[1:])
+                self._stop_mark(t, d, loss, force)
+            if (force or turn == "lr") and drawn.get("lr") != n:
+                drawn["lr"] = n
+                _set_step_curve(d["lr"], d["lr_m"], x, positive_or_nan(t.lr.view), pos, d, "lr_n", force, st["lr"])
+            if (force or turn == "grad") and (drawn.get("grad") != n or drawn.get("flags") != len(t.layer_step)):
+                drawn["grad"] = n
+                _set_step_curve(d["grad"], d["grad_m"], x, positive_or_nan(t.grad.view), pos, d, "grad_n", force,
+                                st["grad"])
+                drawn["flags"] = len(t.layer_step)
+                flagged = flags_for(t, explode, vanish)
+                if len(flagged) and n:
+                    at = np.clip(flagged.astype(np.int64) - 1, 0, n - 1)
+                    _set_points(d["grad_flag"], flagged, positive_or_nan(t.grad.view[at]))
+                    d["flagged"] = True
+                elif d.get("flagged", True):
+                    _set_points(d["grad_flag"], [], [])
+                    d["flagged"] = False
+            m = len(t.layer_step)
+            if (force or turn == "weight") and drawn.get("weight") != m and m:
+                drawn["weight"] = m
+                _set_step_curve(d["weight"], d["weight_m"], t.layer_step.view, finite_or_nan(t.weight_total.view),
+                                pos, d, "weight_n", force, st["weight"])
             if t.dirty_evals:
                 if budget <= 0:
                     deferred.add(i)
                     continue
                 budget -= 1
-                self._refresh_evals(t, d, overfit.get(i))
+                self._refresh_evals(t, d, overfit_for(t, overfit_patience))
         for key, sticky in self.sticky.items():
             for d in self.items:
                 sticky.include(d.get(key + "_n_bounds"))
@@ -518,6 +585,25 @@ class CurvesPage(QWidget):
         for layer in self.markers.values():
             layer.flush()
         return deferred
+
+    def _stop_mark(self, t: RunTrace, d: dict[str, Any], loss: np.ndarray, force: bool) -> None:
+        """A run stopped by the user: a square at its last step on the loss plot, and a dotted line there."""
+        stopped = t.stopped_by_user
+        if stopped and len(loss) and (force or d.get("stop_mark") is None):
+            finite = np.flatnonzero(np.isfinite(loss))
+            last = float(t.step.view[-1])
+            y = float(loss[finite[-1]]) if len(finite) else 0.0
+            _set_points(d["stopped"], [last], [y])
+            d["stop_mark"] = last
+            if d.get("stop_line") is None:
+                line = pg.InfiniteLine(last, angle=90, pen=pg.mkPen(run_colour(t.index), width=1.2, style=Qt.DotLine),
+                                       label=f"{t.index + 1} stopped", labelOpts={
+                                           "position": 0.95 - 0.07 * (t.index % 8), "color": run_colour(t.index)})
+                line.setToolTip(f"Run {t.index + 1} ({t.label}) was stopped by you at step {int(last)}.")
+                self.step_loss.addItem(line)
+                d["stop_line"] = line
+            else:
+                d["stop_line"].setValue(last)
 
     def _refresh_evals(self, t: RunTrace, d: dict[str, Any], mask: np.ndarray | None) -> None:
         i = t.index
@@ -534,11 +620,11 @@ class CurvesPage(QWidget):
         best = ((float(e[b]),), (float(t.val_loss.view[b]),)) if 0 <= b < len(e) else ((), ())
         if d.get("best_data") != best:  # markers are rebuilt on every setData: only when they move
             d["best_data"] = best
-            d["best"].setData(list(best[0]), list(best[1]))
+            _set_points(d["best"], list(best[0]), list(best[1]))
         over = (tuple(e[mask]), tuple(t.val_loss.view[mask])) if mask is not None and mask.any() else ((), ())
         if d.get("overfit_data") != over:
             d["overfit_data"] = over
-            d["overfit"].setData(list(over[0]), list(over[1]))
+            _set_points(d["overfit"], list(over[0]), list(over[1]))
         if t.summary is not None and t.summary.stopped_early and d["stop"] is None and len(e):
             line = pg.InfiniteLine(float(e[-1]), angle=90, pen=pg.mkPen(run_colour(i), width=1.5, style=Qt.DotLine),
                                    label=f"stop {i + 1}", labelOpts={"position": 0.95 - 0.07 * (i % 8),
@@ -580,6 +666,7 @@ class LayersPage(QWidget):
         self.curves: dict[str, list[pg.PlotDataItem]] = {}
         self.shown_run = -1
         self.width = -1
+        self.drawn, self.drawn_at = -1, 0.0
         self.explode_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#D55E00", width=1.5, style=Qt.DashLine),
                                             label="exploding", labelOpts={"position": 0.25, "color": "#D55E00"})
         self.vanish_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#0072B2", width=1.5, style=Qt.DashLine),
@@ -601,6 +688,7 @@ class LayersPage(QWidget):
         self.run_combo.blockSignals(False)
         self.shown_run = -1
         self.width = -1
+        self.drawn = -1
 
     def _rebuild(self, trace: RunTrace, explode: float, vanish: float) -> None:
         for p in self.plots():
@@ -612,7 +700,7 @@ class LayersPage(QWidget):
             colour = PALETTE[(k + 4) % len(PALETTE)]
             for key, plot in (("grad", self.grad), ("weight", self.weight), ("ratio", self.ratio)):
                 item = plot.plot(pen=pg.mkPen(colour, width=1.5), symbol=("o", "s", "t", "d", "p", "h", "star", "t1")[k % 8],
-                                 symbolSize=5, symbolBrush=colour, symbolPen=None, name=name)
+                                 symbolSize=5, symbolBrush=_brush(colour), symbolPen=_spen(None), name=name)
                 self.curves[key].append(item)
         self.grad.addItem(self.explode_line)
         self.grad.addItem(self.vanish_line)
@@ -631,10 +719,15 @@ class LayersPage(QWidget):
             force = True
         self.explode_line.setValue(math.log10(explode))
         self.vanish_line.setValue(math.log10(vanish))
-        if not (force or t.dirty_layers) or t.layer_grad is None:
-            if t.layer_grad is None:
-                self.note.setText("No layer statistics yet.")
+        if t.layer_grad is None:
+            self.note.setText("No layer statistics yet.")
             return
+        now = time.perf_counter()
+        # Three plots of every layer, each a full repaint: ten times a second is enough for statistics that
+        # arrive about ten times an epoch; the last frame of a run is forced, so nothing is left undrawn.
+        if not force and (self.drawn == len(t.layer_step) or now - self.drawn_at < LAYERS_INTERVAL_S):
+            return
+        self.drawn, self.drawn_at = len(t.layer_step), now
         x = t.layer_step.view
         for key, arr, log in (("grad", t.layer_grad, True), ("weight", t.layer_weight, False),
                               ("ratio", t.update_ratio, True)):
@@ -695,14 +788,12 @@ class RegularisersPage(QWidget):
         for t in traces:
             i = t.index
             d = {
-                "train_mode": self.dropout.plot(pen=_pen(i, 2), symbol=run_symbol(i), symbolBrush=run_colour(i),
-                                                symbolSize=7),
+                "train_mode": self.dropout.plot(pen=_pen(i, 2), **_filled_marks(i)),
                 "eval_mode": self.dropout.plot(pen=_pen(i, 2, Qt.DashLine), symbol=run_symbol(i), symbolSize=7,
-                                               symbolBrush=pg.mkBrush(255, 255, 255, 0), symbolPen=_pen(i, 1.5)),
-                "gap": self.gap.plot(pen=_pen(i, 2), symbol=run_symbol(i), symbolBrush=run_colour(i), symbolSize=7),
+                                               symbolBrush=_brush((255, 255, 255, 0)), symbolPen=_pen(i, 1.5)),
+                "gap": self.gap.plot(pen=_pen(i, 2), **_filled_marks(i)),
                 "conf": self.conf.plot(pen=_pen(i, 2), stepMode="center"),
-                "patience": self.patience.plot(pen=_pen(i, 2), symbol=run_symbol(i), symbolBrush=run_colour(i),
-                                               symbolSize=7),
+                "patience": self.patience.plot(pen=_pen(i, 2), **_filled_marks(i)),
             }
             if t.cfg.early_stopping:
                 self.patience.addItem(pg.InfiniteLine(t.cfg.early_stopping, angle=0,
@@ -742,7 +833,10 @@ def overfit_for(trace: RunTrace, patience: int) -> np.ndarray:
 
 
 class RunLegend(QWidget):
-    """One legend for every plot: each run's marker, colour and name, in a row above the pages."""
+    """One legend for every plot: each run's marker, colour and name, in a row above the pages, with a button
+    that stops that run alone while the others go on (a diverging run, say)."""
+
+    stop_requested = Signal(int)  # position of the run in the comparison (its job index)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -750,22 +844,49 @@ class RunLegend(QWidget):
         self.row.setContentsMargins(4, 0, 4, 0)
         self.row.setSpacing(14)
         self.setToolTip("Every plot draws run k in this colour with this marker. Per-step curves carry a few markers; "
-                        "evaluation curves one per evaluation.")
+                        "evaluation curves one per evaluation. The square button stops that run only.")
+        self.names: list[QLabel] = []
+        self.stops: list[QToolButton] = []
+        self._shown: list[tuple] = []
 
     def set_runs(self, traces: list[RunTrace]) -> None:
         while self.row.count():
-            item = self.row.takeAt(0)
-            if item.widget() is not None:
-                item.widget().setParent(None)  # off screen now, not at the next event-loop turn
-                item.widget().deleteLater()
-        for t in traces:
+            widget = self.row.takeAt(0).widget()
+            if widget is not None:
+                widget.setParent(None)  # off screen now, not at the next event-loop turn
+                widget.deleteLater()
+        self.names, self.stops, self._shown = [], [], []
+        for pos, t in enumerate(traces):
             icon = QLabel()
             icon.setPixmap(run_icon(t.index, 14).pixmap(14, 14))
             text = QLabel(f"{t.index + 1}. {t.label}")
             text.setStyleSheet(f"color: {run_colour(t.index)}; font-weight: bold;")
+            stop = QToolButton()
+            stop.setText("\u25A0")
+            stop.setAutoRaise(True)
+            stop.setToolTip(f"Stop run {t.index + 1} ({t.label}) now; the other runs go on. Its curves stay drawn.")
+            stop.setAccessibleName(f"Stop run {t.index + 1}")
+            stop.setEnabled(False)
+            stop.clicked.connect(lambda _=False, k=pos: self.stop_requested.emit(k))
             self.row.addWidget(icon)
             self.row.addWidget(text)
+            self.row.addWidget(stop)
+            self.names.append(text)
+            self.stops.append(stop)
+            self._shown.append(())
         self.row.addStretch(1)
+
+    def update_runs(self, traces: list[RunTrace], training: bool) -> None:
+        """Each run's stop button is live while that run trains; a run stopped by the user says so."""
+        for pos, t in enumerate(traces[: len(self.stops)]):
+            can_stop = training and not t.finished and not t.stop_requested
+            note = " (stopped by you)" if t.stopped_by_user else " (stopping)" if t.stop_requested and not t.finished \
+                else ""
+            if self._shown[pos] == (can_stop, note):
+                continue
+            self._shown[pos] = (can_stop, note)
+            self.stops[pos].setEnabled(can_stop)
+            self.names[pos].setText(f"{t.index + 1}. {t.label}{note}")
 
 
 class PlotTabs(QTabWidget):
@@ -802,9 +923,7 @@ class PlotTabs(QTabWidget):
                 t.dirty_steps = t.dirty_evals = t.dirty_layers = True
         deferred: set[int] = set()
         if page == 0:
-            flagged = {t.index: flags_for(t, explode, vanish) for t in traces if t.dirty_layers}
-            overfit = {t.index: overfit_for(t, overfit_patience) for t in traces if t.dirty_evals}
-            deferred = self.curves.refresh(traces, flagged, overfit, force=stale)
+            deferred = self.curves.refresh(traces, explode, vanish, overfit_patience, force=stale)
         elif page == 1:
             self.layers.refresh(traces, explode, vanish, force=stale)
         elif page == 2:

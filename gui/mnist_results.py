@@ -19,7 +19,8 @@ from .mnist_runs import run_icon
 
 COLUMNS = (
     ("Run", "The run: its colour and marker in the plots, and its name."),
-    ("State", "training, done, stopped early (best weights restored), diverged at a step, stopped or failed."),
+    ("State", "training, done, stopped early (best weights restored), diverged at a step, stopped by you (at a "
+              "step: its own stop button or Stop) or failed."),
     ("Epoch", "Epochs trained so far (fractional while inside an epoch)."),
     ("Val acc", "Validation accuracy at the latest evaluation."),
     ("Best val acc", "Highest validation accuracy over the run's evaluations."),

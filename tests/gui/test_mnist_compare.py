@@ -76,7 +76,8 @@ def test_four_runs_train_side_by_side_and_fill_the_curves_and_the_results_table(
         assert table.item(r, 8).text() == "no test set"
         assert table.item(r, 11).text().endswith(" s")
     assert "best val acc" in panel.status.text()
-    assert panel.legend.row.count() == 4 * 2 + 1  # icon and name per run, then the stretch
+    assert panel.legend.row.count() == 4 * 3 + 1  # icon, name and stop button per run, then the stretch
+    assert not any(b.isEnabled() for b in panel.legend.stops)  # nothing left to stop
     # The other pages draw what they missed as soon as they are shown.
     panel.plots.setCurrentIndex(1)
     items = panel.plots.layers.curves["grad"]
@@ -96,8 +97,10 @@ def test_stop_ends_every_run_and_the_table_says_so(panel, qtbot):
     qtbot.waitUntil(lambda: all(t.finished for t in panel.traces), timeout=30_000)
     panel._redraw(force=True)
     for r, t in enumerate(panel.traces):
-        assert t.summary is None and t.state() == "stopped"
-        assert panel.results.item(r, 1).text() == "stopped"
+        assert t.summary is None and t.stopped_by_user
+        assert t.state() == f"stopped by you at step {len(t.step)}"
+        assert panel.results.item(r, 1).text() == t.state()
+        assert not panel.legend.stops[r].isEnabled()
 
 
 @pytest.mark.parametrize("setup, expected", [
