@@ -3,8 +3,12 @@ glyphs of each optimiser's internal state at the head of its trajectory, a state
 table and the effective weight decay.
 
 Layout: controls | transport, glyph toggles and the map | tabs (curves, state, results, decay).
-Everything drawn per frame is an item made once per run and fed with setData; the side tabs are
-refreshed at most ten times a second while playing, and at once after a single step or a pause.
+Everything drawn per frame is an item made once per run and fed with setData, except what grows by a
+little each frame and would cost its whole length to redraw: trails and paths are raster layers that draw
+only their new segments (gui.plots.TrailLayer, PathLayer). The colour map, contours, axes and legend are
+cached pixmaps; the curve plots keep ranges that only grow, so their axes stay put. The curves are drawn
+only while their tab is shown; the other side tabs are refreshed at most ten times a second while
+playing, and at once after a single step or a pause.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ from .glyph_items import GLYPH_KINDS, GlyphLayer, swatch_icon
 from .log_ticks import thin_log_labels
 from .optimizer_list import MAX_OPTIMIZERS, OptimizerList, check_schedule
 from .param_form import ParamForm, format_number
-from .plots import make_plot
+from .plots import CurveSet, GrowingRanges, HeadsItem, PathLayer, TrailLayer, cache_axes, column_extremes, make_plot
 from .results_table import ResultsTable
 from .race_history import MAX_TRAIL_TRAJECTORIES, TRAIL_STEPS, RaceHistory  # noqa: F401 (re-exported)
 from .series import positive_or_nan, thin_path  # noqa: F401 (thin_path re-exported)
@@ -46,9 +50,10 @@ CONTOUR_LEVELS = 14
 DEFAULT_RACE = (("gd", {"lr": 0.001}), ("momentum", {"lr": 0.001}), ("rmsprop", {"lr": 0.01}),
                 ("adam", {"lr": 0.05}))
 MAX_PATH_TRAJECTORIES = 1  # more trajectories than this are a cloud: heads and fading trails
-TRAIL_BANDS = 4  # ... drawn as this many age bands, older ones fainter (one PlotDataItem each)
+TRAIL_BANDS = 5  # ... drawn as this many age bands of 4 steps, older ones fainter (an image each: plots.TrailLayer)
 MAX_GLYPH_TRAJECTORIES = 64  # glyphs for at most this many heads per optimiser
 SIDE_REFRESH_S = 0.1  # state panel, results table and decay plot: at most 10 Hz while playing
+CURVE_REFRESH_S = 1 / 30  # the curve plots: at most 30 Hz while playing (the map animates at the frame rate)
 DEFAULT_CUSTOM = "sin(x) * cos(y) + 0.1 * (x**2 + y**2)"
 DEFAULT_DOMAIN = ((-3.0, 3.0), (-3.0, 3.0))
 MAX_CUSTOM_ENTRIES = 6
@@ -158,6 +163,7 @@ class LandscapePanel(QWidget):
         self.last_parts: dict[int, list[StepPart]] = {}  # step-by-step mode: run index j -> parts
         self._custom_expression = DEFAULT_CUSTOM
         self._side_due = 0.0
+        self._curves_due = 0.0
         self._build_controls()
         self._build_plots()
         self._build_layout()
@@ -317,26 +323,45 @@ class LandscapePanel(QWidget):
         self.legend = self.map_plot.addLegend(offset=(10, 10))
         self.legend.setBrush(pg.mkBrush(255, 255, 255, 200))
         self.legend.setLabelTextColor("k")
+        self.legend.setCacheMode(self.legend.CacheMode.DeviceCoordinateCache)  # repainted under every frame
         self.map_plot.scene().sigMouseClicked.connect(self._map_clicked)
         self.glyphs = GlyphLayer(self.map_plot)
+        # Blocks of 4 steps, one more than TRAIL_STEPS needs: the newest block fills up as steps come, so
+        # with one extra the trail spans TRAIL_STEPS to TRAIL_STEPS + 3 steps, never fewer.
+        self.trail_layer = TrailLayer(self.map_plot.getPlotItem().vb, TRAIL_BANDS + 1, TRAIL_STEPS // TRAIL_BANDS)
+        self.trail_layer.setZValue(10)
+        self.map_plot.addItem(self.trail_layer, ignoreBounds=True)
+        self.path_layer = PathLayer(self.map_plot.getPlotItem().vb, width=2)
+        self.path_layer.setZValue(10)
+        self.map_plot.addItem(self.path_layer, ignoreBounds=True)
 
         self.loss_plot = make_plot(left="loss f(x, y) - f*", bottom="step", log_y=True)
         self.grad_plot = make_plot(left="gradient norm", bottom="step", log_y=True)
         self.lr_plot = make_plot(left="learning rate", bottom="step", log_y=True)
         for plot in (self.loss_plot, self.grad_plot, self.lr_plot):
             thin_log_labels(plot.getAxis("left"))
+        self.curve_ranges = [GrowingRanges(p, log_y=True) for p in (self.loss_plot, self.grad_plot, self.lr_plot)]
+        self.curve_sets = [CurveSet() for _ in range(3)]  # loss, gradient norm, rate: every optimiser's curve
+        for plot, curves in zip((self.loss_plot, self.grad_plot, self.lr_plot), self.curve_sets):
+            plot.addItem(curves)
+        for plot in (self.map_plot, self.loss_plot, self.grad_plot, self.lr_plot):
+            cache_axes(plot)
+        # The colour map and its contours change only with the function or the view: Qt keeps them as a
+        # pixmap, so a frame blits them instead of scaling the image and stroking every iso-line.
+        for item in (self.image, self.contours):
+            item.setCacheMode(item.CacheMode.DeviceCoordinateCache)
         # No setXLink between these: with clip-to-view and auto-downsampling, linked x ranges ping-pong
         # between the views once a curve has more points than pixels, and painting never finishes.
         self.lr_cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#888", style=Qt.DashLine))
         self.lr_plot.addItem(self.lr_cursor)
-        self.paths: list[pg.PlotDataItem] = []
+        self.paths: list = []  # one start point: what the path layer draws of each optimiser (getData)
         self.heads: list[pg.ScatterPlotItem] = []
-        self.trails: list[list[pg.PlotDataItem]] = []  # per optimiser of a cloud: one item per age band
+        self.cloud = False  # this run's items are a cloud's: heads and the trail layer
         self._legend_texts: dict[int, str] = {}
         self._heads_uniform: set[int] = set()  # heads drawn with one style for all points: moved in place
-        self.loss_curves: list[pg.PlotDataItem] = []
-        self.grad_curves: list[pg.PlotDataItem] = []
-        self.lr_curves: list[pg.PlotDataItem] = []
+        self.loss_curves: list = []  # per optimiser: its curve in the plot's CurveSet (setData, getData)
+        self.grad_curves: list = []
+        self.lr_curves: list = []
 
         self.state_panel = StatePanel()
         self.state_panel.trajectory_changed.connect(lambda _: self.update_side_panels(force=True))
@@ -412,7 +437,7 @@ class LandscapePanel(QWidget):
         self.side_tabs.setTabToolTip(2, "Status per trajectory: converged, diverged, oscillating or stalled, "
                                         "with the step it happened at.")
         self.side_tabs.setTabToolTip(3, "Per-axis effective weight decay against step: Adam + L2 beside AdamW.")
-        self.side_tabs.currentChanged.connect(lambda _: self.update_side_panels(force=True))
+        self.side_tabs.currentChanged.connect(lambda _: (self._draw_curves(), self.update_side_panels(force=True)))
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(scroll)
         self.splitter.addWidget(centre)
@@ -752,6 +777,7 @@ class LandscapePanel(QWidget):
         self.run_configs = self.optimizers.enabled_configs()
         n = len(start_points(cfg, resolve_function(cfg)))
         self._make_items(len(self.run_configs), n)
+        self._drop_history()
         self.history = RaceHistory(len(cfg.optimizers), n)
         self.tracker = ConvergenceTracker.for_run(cfg)
         self.decay_plot.reset(self.run_configs)
@@ -773,6 +799,7 @@ class LandscapePanel(QWidget):
         self.playing = False
         self.play_button.setText("Play")
         if was:
+            self._draw_curves()  # the last frames may have been between two curve refreshes
             self.update_side_panels(force=True)
 
     def toggle_play(self) -> None:
@@ -790,7 +817,7 @@ class LandscapePanel(QWidget):
     def reset(self) -> None:
         self.pause()
         self.stop_worker()
-        self.history = None
+        self._drop_history()
         self.tracker = None
         self.last_parts = {}
         self._clear_items()
@@ -903,15 +930,19 @@ class LandscapePanel(QWidget):
 
     # ---- drawing ----
     def _clear_items(self) -> None:
-        for item in self.paths + self.heads + [t for bands in self.trails for t in bands]:
+        for item in self.heads:
             self.map_plot.removeItem(item)
-        for plot, items in ((self.loss_plot, self.loss_curves), (self.grad_plot, self.grad_curves),
-                            (self.lr_plot, self.lr_curves)):
-            for item in items:
-                plot.removeItem(item)
+        for curves in self.curve_sets:
+            curves.set_pens([])
         self.legend.clear()
         self.paths, self.heads, self.loss_curves, self.grad_curves, self.lr_curves = [], [], [], [], []
-        self.trails = []
+        self.cloud = False
+        self.trail_layer.source = None
+        self.trail_layer.clear()
+        self.path_layer.source = None
+        self.path_layer.clear()
+        for ranges in self.curve_ranges:
+            ranges.reset()
         self._legend_texts = {}
         self._heads_uniform = set()
         self.glyphs.clear()
@@ -919,40 +950,33 @@ class LandscapePanel(QWidget):
     def _make_items(self, k: int, n: int = 1) -> None:
         """Plot items are made once per run and then only fed with setData.
 
-        One start point: its whole path (thinned) and a head. A cloud (n > 1): a scatter of heads and
-        TRAIL_BANDS trail items per optimiser, one per age band of the last TRAIL_STEPS steps, each holding
-        NaN-separated segments, the older bands fainter; so a frame is a few setData calls whatever n is.
+        One start point: a head per optimiser, and its whole path drawn by the path layer (new steps only).
+        A cloud (n > 1): a scatter of heads per optimiser, and the trail layer, which draws each particle's
+        new segment once per step into images of TRAIL_BANDS age bands of the last TRAIL_STEPS steps, the
+        older bands fainter. The curves: one CurveSet per plot, a curve per optimiser.
         """
         self._clear_items()
-        cloud = n > MAX_PATH_TRAJECTORIES
+        cloud = self.cloud = n > MAX_PATH_TRAJECTORIES
+        colours = [colour(i) for i, _ in self.run_configs]
+        if cloud:
+            self.trail_layer.set_colours(colours)
+            self.trail_layer.source = self._trail_source
+        else:
+            self.path_layer.set_colours(colours)
+            self.path_layer.source = self._path_source
+            self.paths = self.path_layer.tracks()
         for j, (i, cfg) in enumerate(self.run_configs):
             c = colour(i)
-            path = pg.PlotDataItem(pen=pg.mkPen(c, width=2), connect="finite")
             if cloud:
-                head = pg.ScatterPlotItem(symbol=symbol(i), size=7, pen=pg.mkPen("k", width=0.5),
-                                          brush=pg.mkBrush(c))
-                bands = []
-                for b in range(TRAIL_BANDS):  # b = 0 is the oldest band
-                    qc = pg.mkColor(c)
-                    qc.setAlpha(int(255 * (b + 1) / (TRAIL_BANDS + 1)))
-                    item = pg.PlotDataItem(pen=pg.mkPen(qc, width=1), connect="finite", antialias=False)
-                    item.setZValue(10)
-                    self.map_plot.addItem(item)
-                    bands.append(item)
-                self.trails.append(bands)
+                head = HeadsItem(symbol=symbol(i), size=7, pen=pg.mkPen("k", width=0.5), brush=pg.mkBrush(c))
             else:
-                head = pg.ScatterPlotItem(symbol=symbol(i), size=11, pen=pg.mkPen("k", width=1), brush=pg.mkBrush(c))
+                head = HeadsItem(symbol=symbol(i), size=11, pen=pg.mkPen("k", width=1), brush=pg.mkBrush(c))
             head.setZValue(20)
-            self.map_plot.addItem(path)
             self.map_plot.addItem(head)
             self.legend.addItem(head, cfg.label)
-            self.paths.append(path)
             self.heads.append(head)
-            for plot, store in ((self.loss_plot, self.loss_curves), (self.grad_plot, self.grad_curves),
-                                (self.lr_plot, self.lr_curves)):
-                curve = pg.PlotDataItem(pen=pg.mkPen(c, width=1), connect="finite", antialias=False)
-                plot.addItem(curve)
-                store.append(curve)
+        pens = [pg.mkPen(c, width=1) for c in colours]
+        self.loss_curves, self.grad_curves, self.lr_curves = (curves.set_pens(pens) for curves in self.curve_sets)
 
     def _tick(self) -> None:
         if self.worker is None or not self.playing:
@@ -966,6 +990,8 @@ class LandscapePanel(QWidget):
         if not frames or self.history is None:
             return
         self.history.add(frames)
+        if self.history.n <= MAX_PATH_TRAJECTORIES:
+            self.path_layer.extend(np.array([f.step for f in frames]), np.stack([f.xy[:, 0] for f in frames]))
         if self.tracker is not None:
             for f in frames:  # every frame, in order
                 self.tracker.update(f)
@@ -983,23 +1009,23 @@ class LandscapePanel(QWidget):
         if h is None or h.last is None:
             return
         last = h.last
-        fmin = self._minimum_value
         cloud = h.n > MAX_PATH_TRAJECTORIES
-        trail = h.trail() if cloud and self.trails else None
         for j, (i, cfg) in enumerate(self.run_configs):
-            if not cloud:
-                self.paths[j].setData(*h.path(j))
-            elif trail is not None and j < len(self.trails):
-                self._draw_trail(self.trails[j], trail[:, j])
             self._draw_heads(j, i, last)
-            x, y = h.curve("loss", j)
-            self.loss_curves[j].setData(x, positive_or_nan(y - fmin))
-            x, y = h.curve("grad_norm", j)
-            self.grad_curves[j].setData(x, positive_or_nan(y))
-            x, y = h.curve("lr", j)
-            self.lr_curves[j].setData(x, positive_or_nan(y))
-        self.lr_cursor.setValue(float(last.step))
-        self._update_glyphs()
+        if cloud and self.cloud:
+            self.trail_layer.refresh()
+        elif not cloud and self.path_layer.source is not None:
+            if not self.path_layer.has_pending():  # redrawn without _consume: the newest frame is what is new
+                self.path_layer.extend(np.array([last.step]), last.xy[None, :, 0])
+            self.path_layer.refresh(int(last.step))
+        now = time.perf_counter()
+        if not self.playing or now >= self._curves_due:
+            # While playing, half the frames at 60 Hz skip the curves: each is a dozen setData calls and a
+            # repaint of three plots, for a change of a pixel or two.
+            self._curves_due = now + CURVE_REFRESH_S
+            self._draw_curves()
+        if self.glyphs.any_enabled() or self.glyphs.drawn or self.explain_check.isChecked():
+            self._update_glyphs()  # with no glyph on or shown there is nothing to redo
         report = self.tracker.status() if self.tracker is not None else None  # one copy a frame, not one each
         statuses = [self._status_of(j, report) for j in range(len(self.run_configs))]
         text = f"step {last.step}"
@@ -1014,6 +1040,46 @@ class LandscapePanel(QWidget):
         if now >= self._side_due:
             self.update_side_panels()
 
+    def _trail_source(self) -> tuple[np.ndarray, int] | None:
+        h = self.history
+        if h is None or h.last is None or h.n <= MAX_PATH_TRAJECTORIES:
+            return None
+        return h.trail(), int(h.last.step)
+
+    def _path_source(self, j: int) -> tuple[np.ndarray, np.ndarray] | None:
+        h = self.history
+        if h is None or h.last is None or len(h.steps) == 0:
+            return None
+        return h.path(j)
+
+    def _draw_curves(self) -> None:
+        """The loss, gradient-norm and rate curves; skipped while their tab is hidden (drawn when it is shown)."""
+        h = self.history
+        if h is None or h.last is None or self.side_tabs.currentIndex() != 0:
+            return
+        fmin = self._minimum_value
+        extent = [[np.inf, -np.inf] for _ in self.curve_ranges]
+        plots = (self.loss_plot, self.grad_plot, self.lr_plot)
+        logs = [plot.getAxis("left").logMode for plot in plots]  # the user may switch log y off in the menu
+        for j in range(len(self.run_configs)):
+            for k, (name, store) in enumerate((("loss", self.loss_curves), ("grad_norm", self.grad_curves),
+                                                ("lr", self.lr_curves))):
+                x, y = h.curve(name, j)
+                y = positive_or_nan(y - fmin if name == "loss" else y)
+                if logs[k]:  # the curve set draws view coordinates: log10 here, as PlotDataItem would
+                    y = np.log10(y)
+                x, y = column_extremes(x, y, max(32, int(self.curve_ranges[k].vb.width())))
+                store[j].setData(x, y)
+                if len(y) and not np.isnan(y).all():
+                    extent[k][0] = min(extent[k][0], float(np.nanmin(y)))
+                    extent[k][1] = max(extent[k][1], float(np.nanmax(y)))
+        total = max(self.steps_spin.value(), 1)
+        for ranges, (lo, hi), log in zip(self.curve_ranges, extent, logs):
+            ranges.log_y = log
+            ranges.update(float(h.last.step), total, lo if np.isfinite(lo) else np.nan,
+                          hi if np.isfinite(hi) else np.nan)
+        self.lr_cursor.setValue(float(h.last.step))
+
     def _draw_heads(self, j: int, i: int, last: LandscapeFrame) -> None:
         head = last.xy[j]
         dead = last.diverged_at[j] >= 0
@@ -1026,23 +1092,6 @@ class LandscapePanel(QWidget):
         else:  # one symbol for all: no per-point symbol list to build and look up
             item.setData(head[:, 0], head[:, 1], symbol=symbol(i))
             self._heads_uniform.add(j)
-
-    @staticmethod
-    def _draw_trail(bands: list[pg.PlotDataItem], trail: np.ndarray) -> None:
-        """One optimiser's trails: ``trail`` is (L, n, 2), oldest first; band b draws its share of the L steps,
-        every particle's segment NaN-separated from the next, sharing its end point with the next band."""
-        length, n = trail.shape[0], trail.shape[1]
-        edges = np.linspace(0, max(length - 1, 0), len(bands) + 1).round().astype(np.int64)
-        for b, item in enumerate(bands):
-            lo, hi = int(edges[b]), int(edges[b + 1])
-            if hi <= lo:
-                item.setData(np.zeros(0), np.zeros(0))
-                continue
-            seg = np.empty((n, hi - lo + 2, 2), dtype=np.float64)
-            seg[:, :-1] = trail[lo:hi + 1].transpose(1, 0, 2)
-            seg[:, -1] = np.nan
-            flat = seg.reshape(-1, 2)
-            item.setData(flat[:, 0], flat[:, 1])
 
     def _status_of(self, j: int, report: Any = None) -> tuple[str, int] | None:
         """Optimiser j's status and the step it began, when every one of its trajectories shares it."""
@@ -1131,4 +1180,11 @@ class LandscapePanel(QWidget):
     def shutdown(self) -> None:
         self.timer.stop()
         self.stop_worker()
+        self._drop_history()
+
+    def _drop_history(self) -> None:
+        """Forget the race's history and give its temporary file back now, not whenever it is collected."""
+        if self.history is not None:
+            self.history.close()
+        self.history = None
 

@@ -35,19 +35,20 @@ def test_a_disc_cloud_of_200_runs_with_heads_and_fading_trails(panel, qtbot):
         x, y = panel.heads[j].getData()
         assert len(x) == 200
         np.testing.assert_allclose(np.c_[x, y], h.last.xy[j])
-    assert len(panel.trails) == 2 and all(len(bands) == TRAIL_BANDS for bands in panel.trails)
-    for bands in panel.trails:
-        drawn = [np.isfinite(b.getData()[0]).sum() for b in bands if b.getData()[0] is not None]
-        assert sum(drawn) >= 200 * 6  # every particle's 6 positions, shared band ends counted twice
-    # older bands fainter
-    alphas = [b.opts["pen"].color().alpha() for b in panel.trails[0]]
-    assert alphas == sorted(alphas) and alphas[0] < alphas[-1]
+    # the trails: 5 steps drawn into the trail layer's images, in age bands, older ones fainter
+    layers = panel.trail_layer.layers()
+    assert panel.cloud and 1 <= len(layers) <= TRAIL_BANDS
+    opacities = [o for _, o, _ in layers]
+    assert len(opacities) >= 2 and opacities == sorted(opacities) and opacities[0] < opacities[-1]
+    image = panel.trail_layer.composite()
+    alpha = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())[:, 3::4]
+    assert (alpha > 0).sum() > 200  # the segments of 400 particles' 5 steps (some overlap)
     # a point start again: one path per optimiser, no trails
     panel.starts_kind.setCurrentIndex(panel.starts_kind.findData("point"))
     assert panel.starts_count.isHidden() and panel.config().starts.count == 1
     panel.reset()  # a running race keeps its settings; the next one takes the new ones
     panel.single_step()
-    assert panel.trails == [] and len(panel.heads[0].getData()[0]) == 1
+    assert not panel.cloud and panel.trail_layer.layers() == [] and len(panel.heads[0].getData()[0]) == 1
 
 
 def test_diverged_particles_are_drawn_with_the_diverged_symbol(panel):
