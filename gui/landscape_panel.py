@@ -37,7 +37,8 @@ from .glyph_items import GLYPH_KINDS, GlyphLayer, swatch_icon
 from .log_ticks import thin_log_labels
 from .optimizer_list import MAX_OPTIMIZERS, OptimizerList, check_schedule
 from .param_form import ParamForm, format_number
-from .plots import CurveSet, GrowingRanges, HeadsItem, PathLayer, TrailLayer, cache_axes, column_extremes, make_plot
+from .plots import (CurveSet, GrowingRanges, HeadsItem, PathLayer, TrailLayer, cache_axes, column_extremes, make_plot,
+                    use_own_export_menu)
 from .results_table import ResultsTable
 from .race_history import MAX_TRAIL_TRAJECTORIES, TRAIL_STEPS, RaceHistory  # noqa: F401 (re-exported)
 from .series import positive_or_nan, thin_path  # noqa: F401 (thin_path re-exported)
@@ -308,6 +309,7 @@ class LandscapePanel(QWidget):
 
     def _build_plots(self) -> None:
         self.map_plot = pg.PlotWidget()
+        use_own_export_menu(self.map_plot)
         self.map_plot.setAspectLocked(False)
         self.map_plot.setLabel("bottom", "x")
         self.map_plot.setLabel("left", "y")

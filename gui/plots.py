@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QPoint, QRect, QRectF, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPaintEngine, QPen
+from PySide6.QtGui import QAction, QColor, QImage, QPainter, QPaintEngine, QPen
 
 
 def make_plot(title: str = "", left: str = "", bottom: str = "", log_y: bool = False, legend: bool = False
@@ -28,7 +28,31 @@ def make_plot(title: str = "", left: str = "", bottom: str = "", log_y: bool = F
     # pyqtgraph's clip-to-view + auto-downsampling).
     if legend:
         w.addLegend(offset=(-10, 10))
+    use_own_export_menu(w)
     return w
+
+
+def use_own_export_menu(w: pg.PlotWidget) -> None:
+    """The right-click menu's "Export..." opens the app's exporter (gui.export.export_plot), not pyqtgraph's
+    dialog, whose image exporter moves markers at other sizes and whose SVG exporter crashes with this
+    PySide6."""
+    scene = w.scene()
+    action = QAction("Export plot as PNG or SVG...", scene)
+    action.triggered.connect(lambda: export_plot_dialog(w))
+    scene.contextMenu = [action]
+
+
+def export_plot_dialog(w: pg.PlotWidget) -> None:
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    from .export import export_plot
+    path, _ = QFileDialog.getSaveFileName(w, "Export plot", "plot.png", "PNG image (*.png);;SVG vector (*.svg)")
+    if not path:
+        return
+    try:
+        export_plot(w, path)
+    except Exception as exc:  # a bad name or an unwritable folder: say so, keep the plot as it is
+        QMessageBox.warning(w, "Optiscope", f"Could not export the plot: {exc}")
 
 
 def _exit_points(x0, y0, x1, y1, box):

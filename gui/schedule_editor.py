@@ -14,6 +14,7 @@ from engine.registry import ConfigError
 from engine.schedules import SCHEDULES, WARMUP_PARAMS, preview_with_momentum
 
 from .param_form import ParamForm
+from .plots import use_own_export_menu
 
 
 @functools.lru_cache(maxsize=64)
@@ -53,6 +54,7 @@ class ScheduleEditor(QWidget):
         self.warmup = ParamForm(WARMUP_PARAMS, "schedule")
         layout.addWidget(self.warmup)
         self.preview_plot = pg.PlotWidget()
+        use_own_export_menu(self.preview_plot)
         self.preview_plot.setFixedHeight(110)
         self.preview_plot.setLabel("left", "lr")
         for axis in ("left", "bottom"):

@@ -234,3 +234,14 @@ def test_column_extremes_keep_every_columns_min_and_max_and_the_newest_point():
     assert np.isnan(cy[(cx >= 600) & (cx < 650)]).all()  # a gap stays a gap
     short_x, short_y = column_extremes(x[:150], y[:150], 100)
     assert short_x is not None and len(short_x) == 150  # fewer points than two a column: as they are
+
+
+def test_the_plot_context_menu_exports_through_the_apps_exporter(panel, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+    target = tmp_path / "map.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    for plot in (panel.map_plot, panel.loss_plot):
+        menu = plot.scene().contextMenu
+        assert [a.text() for a in menu] == ["Export plot as PNG or SVG..."], "pyqtgraph's own Export is gone"
+    panel.map_plot.scene().contextMenu[0].trigger()
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
