@@ -8,7 +8,8 @@ import numpy as np
 from engine.landscape import LandscapeFrame
 
 from .series import MAX_CURVE_POINTS, MAX_PATH_POINTS  # noqa: F401 (the bounds of path() and curve())
-from .series import PeakBuckets, SpillTable, StridedPath
+from .series import TAIL_PATH_STEPS  # noqa: F401 (drawn whole at the end of path())
+from .series import PeakBuckets, ShapePath, SpillTable
 
 TRAIL_STEPS = 20  # a cloud's particles trail their last this many steps
 MAX_TRAIL_TRAJECTORIES = 1000  # trails for at most this many particles per optimiser; heads for all
@@ -38,9 +39,9 @@ class RaceHistory:
     gradient norm and rate the curves draw (means over the trajectories that have not diverged). These
     go to a SpillTable: a fixed in-RAM chunk, full chunks to an unnamed temporary file, read back only by
     an export (``chunks``), exact. For drawing, bounded copies are kept up to date as frames arrive: each
-    path every k-th point (StridedPath, at most MAX_PATH_POINTS) and each curve its min/max per bucket
-    (PeakBuckets, at most MAX_CURVE_POINTS), so a frame's drawing costs the same at step 1,000,000 as at
-    step 1,000.
+    path its start, its newest steps whole and older stretches by their extreme points (ShapePath, at most
+    MAX_PATH_POINTS) and each curve its min/max per bucket (PeakBuckets, at most MAX_CURVE_POINTS), so a
+    frame's drawing costs the same at step 1,000,000 as at step 1,000.
 
     A cloud (N > 1) keeps, besides, only what its trails draw: the last TRAIL_STEPS + 1 positions of its
     first MAX_TRAIL_TRAJECTORIES particles, in a ring. Heads come from the newest frame, kept whole.
@@ -57,7 +58,7 @@ class RaceHistory:
         self.steps = _Column(self._table, "step")
         self.xy = _Column(self._table, "xy")  # the first trajectory's whole path (the only one when n == 1)
         self.loss, self.grad_norm, self.lr = (_Column(self._table, name) for name in SERIES)
-        self._paths = StridedPath((k, 2))
+        self._paths = ShapePath(k)
         self._curves = PeakBuckets(len(SERIES) * k)
         self._drawn: dict = {}  # what path() and curve() returned, until the next add
         self._holds, self._close_asked = 0, False
@@ -101,12 +102,12 @@ class RaceHistory:
         self.last = frames[-1]
 
     def path(self, j: int) -> tuple[np.ndarray, np.ndarray]:
-        """Optimiser j's first trajectory, thinned for drawing: (x, y), at most MAX_PATH_POINTS points."""
+        """Optimiser j's first trajectory, thinned for drawing: (x, y), at most MAX_PATH_POINTS points, in step
+        order (not evenly spaced in steps): its start, each older stretch's extreme points, its newest
+        TAIL_PATH_STEPS steps whole; non-finite points left out (a diverged path ends at its last finite point)."""
         key = ("path", j)
         if key not in self._drawn:
-            if "points" not in self._drawn:
-                self._drawn["points"] = self._paths.points()  # (P, K, 2), one copy a frame for all K
-            pts = self._drawn["points"][:, j]
+            pts = self._paths.path(j)
             self._drawn[key] = (pts[:, 0], pts[:, 1])
         return self._drawn[key]
 

@@ -2,7 +2,7 @@
 
 Growing: an array appended per record, read as a view, doubled when full (short runs: MNIST curves).
 For runs without a length limit (the 2D race): SpillTable keeps the whole series on disk for export,
-PeakBuckets and StridedPath keep bounded, decimated copies for drawing, updated as rows arrive.
+PeakBuckets and ShapePath keep bounded, decimated copies for drawing, updated as rows arrive.
 """
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ class SpillTable:
     """An append-only table of fixed-size records (one numpy structured dtype), kept whole but not in RAM.
 
     Why this design: a race's exported series grow by a few hundred bytes a step without end, while the
-    plots only ever draw bounded, decimated copies (PeakBuckets, StridedPath) and the whole series is read
+    plots only ever draw bounded, decimated copies (PeakBuckets, ShapePath) and the whole series is read
     only by an export. So the newest ``chunk_rows`` records sit in a fixed in-RAM buffer, and each full
     buffer is appended to an unnamed temporary file (``tempfile.TemporaryFile``: it has no name, so the
     OS frees it when it is closed or the process dies, and a crash leaves nothing behind in the temp dir).
@@ -415,59 +415,226 @@ class PeakBuckets:
         return np.concatenate([s, extra_s]), np.concatenate([v, extra_v])
 
 
-class StridedPath:
-    """A path thinned for drawing as it grows, in bounded memory: every ``stride``-th point, the stride
-    doubling (every other kept point dropped) when ``capacity`` points are held, plus the newest point.
+TAIL_PATH_STEPS = 500  # the newest steps of a trajectory are drawn whole (what the viewer watches)
+_TAIL_FLUSH = 100  # the tail is handed to the buckets this many steps at a time (the tail draws 500 to 599 steps)
+# a bucket keeps up to five points of its stretch, in step order: its least and greatest x and y, and its
+# last finite point (so the path goes on from where the stretch really ended)
+_SLOTS = 5
+_XMIN, _XMAX, _YMIN, _YMAX, _LAST = range(_SLOTS)
 
-    Drawn like ``thin_path`` of the whole path (evenly spaced points, the newest always there), but each
-    append costs O(points appended) amortised and each draw O(capacity), however long the run; a path of
-    at most capacity + 1 points is drawn whole.
+
+class ShapePath:
+    """K 2D paths thinned for drawing as they grow, keeping their shape, in bounded memory.
+
+    Why not every k-th point: a path that oscillates faster than the stride, makes an
+    excursion between two kept points, or circles back, is drawn as straight chords that cut its corners,
+    shrink its spread and move its end. Here each path is drawn as
+
+    - its start (its first finite point), exactly;
+    - older history in buckets of ``width`` consecutive steps, each keeping, in step order, the points
+      where the path's x and y are least and greatest in that stretch, and its last finite point. The
+      drawn path therefore spans exactly the bounding box of the whole path (ties keep the earlier step)
+      and visits every stretch's extremes. When ``buckets`` buckets are full, neighbouring pairs merge
+      (min of mins, max of maxes, the later last point) and the width doubles, as PeakBuckets does for
+      curves: appending costs O(steps appended) amortised, memory is fixed;
+    - the newest ``tail`` to ``tail + flush - 1`` steps whole, the newest last. Steps leave the tail for
+      the buckets ``flush`` at a time, at step counts fixed by the count alone, so what is drawn depends
+      only on the rows appended, not on how they were batched.
+
+    Non-finite points (a diverged trajectory) are never drawn: a path ends at its last finite point.
+    The K paths keep their own extremes, so they are drawn with different numbers of points (``path(j)``).
+    A path of up to ``tail`` steps is drawn whole, and no path is drawn with more than ``max_points()``.
     """
 
-    def __init__(self, tail_shape: tuple[int, ...], capacity: int = MAX_PATH_POINTS - 1):
-        if capacity < 2:
-            raise ValueError(f"capacity must be at least 2, got {capacity}")
-        self.cap = capacity
-        self._pts = np.zeros((capacity, *tail_shape))
-        self.m = 0  # points held: rows 0, stride, 2 stride, ..., (m - 1) stride
-        self.stride = 1
+    def __init__(self, k: int, buckets: int | None = None, tail: int = TAIL_PATH_STEPS, flush: int = _TAIL_FLUSH):
+        if tail < 1 or flush < 1:
+            raise ValueError(f"tail and flush must be positive, got {tail}, {flush}")
+        if buckets is None:  # all drawn points within MAX_PATH_POINTS
+            buckets = (MAX_PATH_POINTS - 1 - tail - (flush - 1) - _SLOTS) // _SLOTS
+        self.cap = buckets - buckets % 2  # pairs merge, so an even count
+        if self.cap < 2:
+            raise ValueError(f"need at least 2 buckets, got {buckets}")
+        self.k, self.tail, self.flush = k, tail, flush
+        self.width = 1
+        self.nb = 0  # completed buckets
+        self.done = 0  # rows handed to the buckets: [0, done); the tail holds [done, n)
         self.n = 0
-        self._newest: np.ndarray | None = None
+        self._rows = np.zeros((self.cap, k, _SLOTS), np.int64)  # per bucket and path: the row of each slot
+        self._xy = np.zeros((self.cap, k, _SLOTS, 2))
+        self._fill = 0  # rows in the bucket being filled
+        self._p_rows = np.zeros((k, _SLOTS), np.int64)
+        self._p_xy = np.zeros((k, _SLOTS, 2))
+        self._pend = np.zeros((tail + flush, k, 2))  # the tail: rows [done, n)
+        self._start_row = np.full(k, -1, np.int64)  # per path: its first finite row (-1: none yet)
+        self._start = np.full((k, 2), np.nan)
+        self._old: tuple[np.ndarray, np.ndarray] | None = None  # completed buckets, drawn: until they change
+        self._drawn: dict[int, np.ndarray] = {}  # path(j), until extend
 
     def nbytes(self) -> int:
-        return self._pts.nbytes
+        return sum(a.nbytes for a in (self._rows, self._xy, self._p_rows, self._p_xy, self._pend,
+                                      self._start_row, self._start))
 
+    def max_points(self) -> int:
+        return 1 + _SLOTS * (self.cap + 1) + self.tail + self.flush - 1
+
+    # -- appending --
     def extend(self, values: np.ndarray) -> None:
-        values = np.asarray(values, dtype=np.float64)
-        if len(values) == 0:
+        """Append rows: ``values`` (B, K, 2)."""
+        values = np.asarray(values, dtype=np.float64).reshape(-1, self.k, 2)
+        b = len(values)
+        if b == 0:
             return
-        # Held points stop short of the newest row, which is drawn on its own: so a path of capacity + 1
-        # rows is drawn whole. The previous newest row is therefore still to be considered here.
-        if self._newest is not None:
-            values = np.concatenate([self._newest[None], values])
-            first = self.n - 1
-        else:
-            first = 0
-        end = first + len(values) - 1  # rows [first, end) may be held; row end is the newest
-        while True:
-            nxt = self.m * self.stride
-            if nxt >= end:
-                break
-            rows = np.arange(nxt, end, self.stride)
-            take = min(len(rows), self.cap - self.m)
-            self._pts[self.m:self.m + take] = values[rows[:take] - first]
-            self.m += take
-            if take == len(rows):
-                break
-            kept = self._pts[0:self.m:2].copy()
-            self.m = len(kept)
-            self._pts[:self.m] = kept
-            self.stride *= 2
-        self._newest = values[-1].copy()
-        self.n = end + 1
+        self._drawn.clear()
+        valid = np.isfinite(values).all(axis=2)  # (B, K)
+        new = (self._start_row < 0) & valid.any(axis=0)
+        if new.any():
+            first = np.argmax(valid, axis=0)
+            self._start_row[new] = self.n + first[new]
+            self._start[new] = values[first[new], np.flatnonzero(new)]
+            self._old = None
+        n = self.n + b
+        target = max(0, (n - self.tail) // self.flush * self.flush)  # rows [0, target) go to the buckets
+        held = self.n - self.done  # rows in the tail now
+        if target > self.done:
+            from_tail = min(target - self.done, held)
+            self._to_buckets(self._pend[:from_tail])
+            if target - self.done:  # the rest comes from the new rows
+                self._to_buckets(values[:target - self.done])
+            keep = max(0, self.n - target)  # tail rows that stay: [target, n)
+            if keep:
+                self._pend[:keep] = self._pend[held - keep:held].copy()
+            held = keep
+        newer = values[max(0, target - self.n):]
+        self._pend[held:held + len(newer)] = newer
+        self.n = n
 
-    def points(self) -> np.ndarray:
-        """(P, *tail_shape): the points to draw, oldest first, the newest last."""
-        if self._newest is None:
-            return self._pts[:0]
-        return np.concatenate([self._pts[:self.m], self._newest[None]])
+    def _to_buckets(self, values: np.ndarray) -> None:
+        """Hand rows [done, done + len(values)) to the buckets."""
+        b = len(values)
+        at = 0
+        while at < b:
+            if self._fill or b - at < self.width:
+                take = min(self.width - self._fill, b - at)
+                rows, xy = self._reduce(self.done + at, values[at:at + take][None], 1)
+                if self._fill:
+                    rows, xy = _merge(self._p_rows[None], self._p_xy[None], rows, xy)
+                self._p_rows, self._p_xy = rows[0], xy[0]
+                self._fill += take
+                at += take
+                if self._fill == self.width:
+                    self._push(self._p_rows[None], self._p_xy[None])
+                    self._fill = 0
+            else:
+                m = min((b - at) // self.width, self.cap - self.nb)
+                w = m * self.width
+                self._push(*self._reduce(self.done + at, values[at:at + w].reshape(m, self.width, self.k, 2), m))
+                at += w
+            if self.nb == self.cap:
+                self._halve()
+        self.done += b
+
+    def _reduce(self, first: int, v: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """The slots of m buckets ``v`` (m, w, K, 2) whose first row is ``first``: rows (m, K, 5), xy (m, K, 5, 2)."""
+        w = v.shape[1]
+        valid = np.isfinite(v).all(axis=3)  # (m, w, K)
+        x, y = v[..., 0], v[..., 1]
+        idx = np.empty((m, self.k, _SLOTS), np.int64)
+        with np.errstate(invalid="ignore"):
+            idx[..., _XMIN] = np.argmin(np.where(valid, x, np.inf), axis=1)
+            idx[..., _XMAX] = np.argmax(np.where(valid, x, -np.inf), axis=1)
+            idx[..., _YMIN] = np.argmin(np.where(valid, y, np.inf), axis=1)
+            idx[..., _YMAX] = np.argmax(np.where(valid, y, -np.inf), axis=1)
+        idx[..., _LAST] = w - 1 - np.argmax(valid[:, ::-1], axis=1)  # the last row when none is finite
+        xy = np.take_along_axis(v[:, :, :, None, :], idx[:, None, :, :, None], axis=1)[:, 0]
+        rows = first + np.arange(m)[:, None, None] * w + idx
+        return rows, xy
+
+    def _push(self, rows: np.ndarray, xy: np.ndarray) -> None:
+        m = len(rows)
+        self._rows[self.nb:self.nb + m], self._xy[self.nb:self.nb + m] = rows, xy
+        self.nb += m
+        self._old = None
+
+    def _halve(self) -> None:
+        nb, half = self.nb, self.nb // 2
+        rows, xy = _merge(self._rows[0:nb:2], self._xy[0:nb:2], self._rows[1:nb:2], self._xy[1:nb:2])
+        self._rows[:half], self._xy[:half] = rows, xy
+        self.nb, self.width = half, self.width * 2
+        self._old = None
+
+    # -- drawing --
+    def path(self, j: int) -> np.ndarray:
+        """(P, 2): path j's points to draw, in step order: its start, each older bucket's points, the tail."""
+        got = self._drawn.get(j)
+        if got is None:
+            got = self._drawn[j] = self._draw(j)
+        return got
+
+    def rows(self, j: int) -> np.ndarray:
+        """The steps (row numbers) of ``path(j)``'s points, for tests and tools: not kept per frame."""
+        old_rows, _ = self._old_drawn()
+        s = self._start_row[j]
+        parts = [[s] if s >= 0 else [], old_rows[j]]
+        if self._fill:
+            pr, _ = self._partial(j)
+            parts.append(pr)
+        tail_rows = np.arange(self.done, self.n)
+        parts.append(tail_rows[np.isfinite(self._pend[:self.n - self.done, j]).all(axis=1) & (tail_rows > s)])
+        return np.concatenate([np.asarray(p, np.int64) for p in parts])
+
+    def _draw(self, j: int) -> np.ndarray:
+        s = self._start_row[j]
+        if s < 0:
+            return np.zeros((0, 2))
+        _, old_xy = self._old_drawn()
+        parts = [self._start[j][None], old_xy[j]]
+        if self._fill:
+            parts.append(self._partial(j)[1])
+        tail = self._pend[:self.n - self.done, j]
+        ok = np.isfinite(tail).all(axis=1)
+        if s >= self.done:
+            ok &= np.arange(self.done, self.n) > s
+        parts.append(tail[ok])
+        return np.concatenate(parts)
+
+    def _partial(self, j: int) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(self._p_rows[j], kind="stable")
+        rows, xy = self._p_rows[j][order], self._p_xy[j][order]
+        keep = _drawable(rows[None], xy[None], self._start_row[j:j + 1])[0]
+        return rows[keep], xy[keep]
+
+    def _old_drawn(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per path, the rows and points the completed buckets draw, in step order (kept until they change)."""
+        if self._old is None:
+            nb = self.nb
+            rows = self._rows[:nb].transpose(1, 0, 2)  # (K, nb, 5)
+            order = np.argsort(rows, axis=2, kind="stable")
+            rows = np.take_along_axis(rows, order, axis=2).reshape(self.k, nb * _SLOTS)
+            xy = np.take_along_axis(self._xy[:nb].transpose(1, 0, 2, 3), order[..., None], axis=2)
+            xy = xy.reshape(self.k, nb * _SLOTS, 2)
+            keep = _drawable(rows, xy, self._start_row)
+            self._old = ([rows[j][keep[j]] for j in range(self.k)], [xy[j][keep[j]] for j in range(self.k)])
+        return self._old
+
+
+def _drawable(rows: np.ndarray, xy: np.ndarray, start_row: np.ndarray) -> np.ndarray:
+    """(K, L) rows in step order -> which to draw: finite, after the path's start (drawn on its own), each row once."""
+    keep = np.isfinite(xy).all(axis=2) & (rows > start_row[:, None])
+    keep[:, 1:] &= rows[:, 1:] != rows[:, :-1]
+    return keep
+
+
+def _merge(lrows, lxy, rrows, rxy) -> tuple[np.ndarray, np.ndarray]:
+    """Slots of buckets ``l`` followed by buckets ``r`` (rows (..., 5), xy (..., 5, 2)): the slots of each pair
+    together. Ties keep the earlier point; a non-finite point loses to any finite one."""
+    lok, rok = np.isfinite(lxy).all(axis=-1), np.isfinite(rxy).all(axis=-1)
+    lx, rx = lxy[..., 0], rxy[..., 0]
+    ly, ry = lxy[..., 1], rxy[..., 1]
+    right = np.empty(lrows.shape, bool)
+    with np.errstate(invalid="ignore"):
+        right[..., _XMIN] = np.where(rok, rx, np.inf)[..., _XMIN] < np.where(lok, lx, np.inf)[..., _XMIN]
+        right[..., _XMAX] = np.where(rok, rx, -np.inf)[..., _XMAX] > np.where(lok, lx, -np.inf)[..., _XMAX]
+        right[..., _YMIN] = np.where(rok, ry, np.inf)[..., _YMIN] < np.where(lok, ly, np.inf)[..., _YMIN]
+        right[..., _YMAX] = np.where(rok, ry, -np.inf)[..., _YMAX] > np.where(lok, ly, -np.inf)[..., _YMAX]
+    right[..., _LAST] = rok[..., _LAST] | ~lok[..., _LAST]
+    return np.where(right, rrows, lrows), np.where(right[..., None], rxy, lxy)

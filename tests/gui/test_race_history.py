@@ -11,7 +11,7 @@ import pytest
 
 from engine.landscape import LandscapeFrame
 from gui.race_history import RaceHistory
-from gui.series import MAX_CURVE_POINTS, MAX_PATH_POINTS, PeakBuckets, StridedPath
+from gui.series import MAX_CURVE_POINTS, MAX_PATH_POINTS, TAIL_PATH_STEPS, PeakBuckets, ShapePath
 
 K = 3
 LABELS = ["a", "b", "c"]
@@ -133,7 +133,10 @@ def test_a_long_run_is_drawn_bounded_with_its_peaks_and_newest_point():
             # the path's points are the path's own, in order, from its start to its newest point
             idx = _indices_of(want["xy"][:, j], np.c_[x, y])
             assert idx[0] == 0 and idx[-1] == len(fed) - 1 and np.all(np.diff(idx) > 0)
-            assert np.diff(idx).max() <= 2 * len(fed) / MAX_PATH_POINTS + 1, "evenly spread along the path"
+            assert np.all(np.diff(idx[-TAIL_PATH_STEPS:]) == 1), "the newest steps are drawn whole"
+            track = want["xy"][:, j]
+            assert _same(np.array([x.min(), y.min()]), track.min(axis=0)), "the path's extent is drawn"
+            assert _same(np.array([x.max(), y.max()]), track.max(axis=0)), "the path's extent is drawn"
             for name in ("loss", "grad_norm", "lr"):
                 s, v = h.curve(name, j)
                 ref = want[name][:, j]
@@ -192,19 +195,72 @@ def test_peak_buckets_equal_a_min_max_decimation_of_the_whole_series(buckets):
             assert len(s) <= 2 * pb.cap + 3
 
 
-def test_a_strided_path_holds_every_kth_point_and_the_newest():
-    rng = np.random.default_rng(5)
-    for n in (1, 2, 11, 12, 13, 1_000, 9_999):
-        track = rng.normal(size=(n, 2))
-        sp = StridedPath((2,), capacity=11)
-        at = 0
-        while at < n:
-            size = int(rng.integers(1, 50))
-            sp.extend(track[at:at + size])
-            at += size
-        rows = list(range(0, n - 1, sp.stride)) + [n - 1]
-        assert _same(sp.points(), track[rows]), n
-        assert len(rows) <= 12 and (n > 12 or sp.stride == 1), "up to capacity + 1 points, drawn whole"
+def _fed_in_batches(sp, track, rng):
+    at = 0
+    while at < len(track):
+        size = int(rng.integers(1, 700))
+        sp.extend(track[at:at + size])
+        at += size
+
+
+def test_a_shape_path_keeps_start_extremes_and_tail_whatever_the_batching():
+    """Against a reduction of the whole track at the final width: the start, then per stretch of
+    ``width`` steps its points of least/greatest x and y and its last point, then the tail whole."""
+    rng = np.random.default_rng(7)
+    for n in (1, 10, 499, 500, 650, 5_000, 40_000):
+        track = np.cumsum(rng.normal(size=(n, 2, 2)), axis=0)
+        track[rng.random(n) < 0.01, 1] = np.nan  # path 1 has holes; path 0 none
+        a, b = ShapePath(2, buckets=40), ShapePath(2, buckets=40)
+        _fed_in_batches(a, track, rng)
+        _fed_in_batches(b, track, np.random.default_rng(n))
+        for j in range(2):
+            assert _same(a.path(j), b.path(j)), "what is drawn depends on the rows, not the batches"
+            rows = a.rows(j)
+            assert _same(a.path(j), track[rows, j]), "drawn points are the path's own"
+            finite = np.flatnonzero(np.isfinite(track[:, j]).all(axis=1))
+            assert rows[0] == finite[0] and rows[-1] == finite[-1], "from its start to its newest finite point"
+            assert np.all(np.diff(rows) > 0), "in step order, each step once"
+            assert len(rows) <= a.max_points()
+            seen = track[rows, j]
+            assert _same(seen.min(axis=0), track[finite, j].min(axis=0))
+            assert _same(seen.max(axis=0), track[finite, j].max(axis=0))
+            tail = finite[finite >= a.done]
+            assert set(tail) <= set(rows), "the tail is drawn whole"
+            assert a.done == 0 or n - a.done >= a.tail, "at least ``tail`` newest steps stay whole"
+            for lo in range(0, a.done, a.width):  # every stretch's extremes are among the drawn points
+                stretch = np.arange(lo, min(lo + a.width, a.done))
+                ok = stretch[np.isfinite(track[stretch, j]).all(axis=1)]
+                if len(ok) == 0:
+                    continue
+                for axis in (0, 1):
+                    v = track[ok, j, axis]
+                    assert v.min() in seen[:, axis] and v.max() in seen[:, axis], (n, j, lo)
+
+
+def test_a_shape_path_keeps_an_oscillation_a_stride_would_flatten():
+    """A path zig-zagging between x = -1 and x = +1 every step: every-k-th-point with an even k draws a line
+    at x = -1; the shape path keeps both sides in every stretch."""
+    n = 100_000
+    track = np.zeros((n, 1, 2))
+    track[:, 0, 0] = np.where(np.arange(n) % 2, 1.0, -1.0)
+    track[:, 0, 1] = np.linspace(0, 1, n)
+    sp = ShapePath(1)
+    _fed_in_batches(sp, track, np.random.default_rng(8))
+    x = sp.path(0)[:, 0]
+    assert len(x) <= MAX_PATH_POINTS
+    old = x[:len(x) - TAIL_PATH_STEPS]
+    assert (old == 1.0).sum() >= len(old) // 3 and (old == -1.0).sum() >= len(old) // 3
+    every_kth = track[::2 * (n // (2 * MAX_PATH_POINTS) + 1), 0, 0]
+    assert len(every_kth) <= MAX_PATH_POINTS and np.unique(every_kth).size == 1, "a stride sees one side only"
+
+
+def test_a_diverged_shape_path_ends_at_its_last_finite_point():
+    track = np.cumsum(np.ones((3_000, 1, 2)), axis=0)
+    track[1_234:] = np.inf
+    sp = ShapePath(1, buckets=20)
+    _fed_in_batches(sp, track, np.random.default_rng(9))
+    pts = sp.path(0)
+    assert np.isfinite(pts).all() and _same(pts[-1], track[1_233, 0]) and _same(pts[0], track[0, 0])
 
 
 def test_memory_stays_flat_as_the_run_grows():
