@@ -196,6 +196,13 @@ class LandscapeFrame:
     def grad_norm(self) -> np.ndarray:
         return np.linalg.norm(self.grad, axis=-1)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the frame's arrays (what a buffer of frames costs in memory)."""
+        arrays = [self.xy, self.loss, self.grad, self.lr, self.diverged_at, self.evals]
+        arrays += [v for buffers in self.state for v in buffers.values()]
+        return sum(int(getattr(a, "nbytes", 0)) for a in arrays)
+
 
 def _state_copy(opt: torch.optim.Optimizer, leaf: torch.Tensor) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}

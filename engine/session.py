@@ -455,7 +455,9 @@ def parse_session(text: str | bytes) -> Session:
         data = json.loads(text, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         hint = " (the file ends too early: truncated?)" if exc.pos >= len(text.rstrip()) else ""
-        raise SessionError("file", f"is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        # json's own messages may end in "at" ("Unterminated string starting at"): one "at" before the place
+        what = re.sub(r"\s+at$", "", exc.msg.strip())
+        raise SessionError("file", f"is not valid JSON: {what} at line {exc.lineno}, column {exc.colno}"
                                    f"{hint}") from None
     except RecursionError:
         raise SessionError("file", "is nested too deeply to be a session file") from None

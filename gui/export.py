@@ -7,11 +7,20 @@ own ImageExporter moves scatter markers when the size changes, and its SVGExport
 PySide6; both are avoided here.)
 
 Metrics files are written aside and renamed (never half-written), floats with repr (exact).
+
+Every export kind (figures, metrics, clips, sessions) checks the file the user chose the same way first
+(``destination``): a name typed without an extension gets the chosen format's, a name with another
+format's extension is refused, and the folder must already exist (a file dialog only offers existing
+folders; a typed path to a missing one is refused rather than created). A failure while writing is
+reported in words naming that file (``ExportError``, ``describe_os_error``), never the temporary file
+beside it.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,7 +36,103 @@ from engine.render import _ONE_LINE_MAX_ITEMS, CsvSink, TextSink, csv_cell, json
 
 FIGURE_SUFFIXES = (".png", ".svg")
 METRIC_SUFFIXES = (".csv", ".json")
+VIDEO_SUFFIXES = (".mp4", ".gif")
+SESSION_SUFFIXES = (".json",)
 MAX_SIDE = 16_384
+
+
+# ---- where an export goes -------------------------------------------------------------------------------
+
+class ExportError(ConfigError):
+    """An export refused or failed, in words for the user: names the file they chose (never a temporary
+    file) and the problem. ``str()`` is the message alone."""
+
+    def __init__(self, message: str):
+        super().__init__("export", message)
+
+    def __str__(self) -> str:
+        return self.problem
+
+
+def filter_suffix(selected_filter: str | None) -> str | None:
+    """The extension a file dialog's filter names: "CSV (*.csv)" -> ".csv"; None when there is none."""
+    m = re.search(r"\*(\.[A-Za-z0-9]+)", selected_filter or "")
+    return m.group(1).lower() if m else None
+
+
+def _nearest_existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def destination(path: str | os.PathLike, suffixes: Sequence[str], selected_filter: str | None = None,
+                what: str = "file") -> Path:
+    """The file an export of ``what`` (one of ``suffixes``) writes, checked before anything is written.
+
+    No extension: the selected filter's is added (``"run"`` with "CSV (*.csv)" -> ``run.csv``), or the
+    first of ``suffixes`` without a filter. Another extension: refused, naming the ones that work. The
+    folder must exist and be a folder; the file itself must not be a folder. Raises ExportError.
+    """
+    text = os.fspath(path)
+    if not text.strip():
+        raise ExportError(f"choose a file name for the {what}")
+    p = Path(text).expanduser()
+    if p.name in ("", ".", "..") or text.endswith(os.sep):
+        raise ExportError(f"{p} is a folder; choose a file name for the {what}")
+    suffix = p.suffix.lower()
+    if not suffix:  # "run"
+        wanted = filter_suffix(selected_filter)
+        p = p.with_name(p.name + (wanted if wanted in suffixes else suffixes[0]))
+    elif suffix not in suffixes:
+        names = " or ".join(suffixes)
+        raise ExportError(f"cannot write {p}: a {what} must end in {names}, not {p.suffix}")
+    folder = p.parent
+    if not folder.is_dir():
+        found = _nearest_existing(folder)
+        if found.exists() and not found.is_dir():
+            raise ExportError(f"cannot write {p}: {found} is a file, not a folder")
+        raise ExportError(f"cannot write {p}: folder {folder} does not exist")
+    if p.is_dir():
+        raise ExportError(f"cannot write {p}: it is a folder; choose a file name")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ExportError(f"cannot write {p}: no permission to write to {folder}")
+    return p
+
+
+def describe_os_error(exc: OSError, path: str | os.PathLike) -> str:
+    """An OSError met while writing ``path`` (or a temporary file beside it) in words naming ``path``."""
+    p = Path(path)
+    folder = p.parent
+    code = getattr(exc, "errno", None)
+    if code in (errno.EACCES, errno.EPERM):
+        reason = f"no permission to write to {folder}"
+    elif code == errno.EROFS:
+        reason = f"{folder} is read-only"
+    elif code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        reason = "the disk is full"
+    elif code == errno.ENAMETOOLONG:
+        reason = "the name is too long"
+    elif code == errno.EISDIR:
+        reason = "it is a folder; choose a file name"
+    elif code in (errno.ENOTDIR, errno.EEXIST) or (code == errno.ENOENT and not folder.is_dir()):
+        found = _nearest_existing(folder)
+        reason = (f"{found} is a file, not a folder" if found.exists() and not found.is_dir()
+                  else f"folder {folder} does not exist")
+    elif code == errno.ENOENT:  # the folder is there but takes no new files (/proc, /sys)
+        reason = f"{folder} does not accept new files (a system or read-only folder)"
+    else:
+        reason = (exc.strerror or type(exc).__name__).rstrip(".")
+        reason = reason[:1].lower() + reason[1:]
+    return f"cannot write {p}: {reason}"
+
+
+def _written(path: Path, write: Callable[[Path], Path]) -> Path:
+    """``write(path)``, with an OSError raised as an ExportError naming ``path``."""
+    try:
+        return write(path)
+    except OSError as exc:
+        raise ExportError(describe_os_error(exc, path)) from exc
 
 
 def _background(widget: QWidget) -> QColor:
@@ -55,19 +160,19 @@ class _LaidOutAt:
 
 
 def export_plot(plot_widget: QWidget, path: str | os.PathLike, width: int | None = None,
-                height: int | None = None, background: str | QColor | None = None) -> Path:
+                height: int | None = None, background: str | QColor | None = None,
+                selected_filter: str | None = None) -> Path:
     """Write ``plot_widget`` (a pyqtgraph PlotWidget, or any widget: a whole panel) as PNG or SVG.
 
     PNG: ``width`` x ``height`` pixels (default: the size on screen; one given, the other keeps the
     aspect). The plot keeps its on-screen proportions of text to plot: it is laid out at the on-screen
     width and the requested aspect, then painted scaled, so a 2x export is a sharper copy of the screen,
     not a re-flowed one with tiny text. SVG: vector, at the on-screen size (``width``/``height`` set
-    its nominal size). Returns the path written.
+    its nominal size). ``path`` is checked by ``destination`` (``selected_filter``: the file dialog's, whose
+    extension a name without one gets). Returns the path written; ExportError when it cannot be.
     """
-    path = Path(path)
+    path = destination(path, FIGURE_SUFFIXES, selected_filter, "figure")
     suffix = path.suffix.lower()
-    if suffix not in FIGURE_SUFFIXES:
-        raise ConfigError("export", f"choose a .png or .svg file name, got {path.name!r}")
     screen = plot_widget.size()
     sw, sh = max(screen.width(), 1), max(screen.height(), 1)
     if width is None and height is None:
@@ -82,9 +187,11 @@ def export_plot(plot_widget: QWidget, path: str | os.PathLike, width: int | None
     scale = width / sw
     logical = QSize(sw, max(1, int(round(height / scale))))
     bg = QColor(background) if background is not None else _background(plot_widget)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.part{suffix}")
     try:
+        # Created here first: Qt's writers only say that they failed, the OS says why.
+        with open(tmp, "wb"):
+            pass
         with _LaidOutAt(plot_widget, logical):
             if suffix == ".png":
                 image = QImage(width, height, QImage.Format_ARGB32)
@@ -96,7 +203,7 @@ def export_plot(plot_widget: QWidget, path: str | os.PathLike, width: int | None
                 QWidget.render(plot_widget, p, QPoint(0, 0), QRegion(), QWidget.RenderFlag.DrawChildren)
                 p.end()
                 if not image.save(str(tmp), "PNG"):
-                    raise OSError(f"could not write {path}")
+                    raise ExportError(f"cannot write {path}: the image could not be saved")
             else:
                 from PySide6.QtSvg import QSvgGenerator
                 gen = QSvgGenerator()
@@ -110,11 +217,13 @@ def export_plot(plot_widget: QWidget, path: str | os.PathLike, width: int | None
                 QWidget.render(plot_widget, p, QPoint(0, 0), QRegion(), QWidget.RenderFlag.DrawChildren)
                 p.end()
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise ExportError(describe_os_error(exc, path)) from exc
         raise
     return path
 
@@ -182,21 +291,19 @@ def export_landscape_metrics(history: Any, labels: Sequence[str], path: str | os
     as buffers with ``.view`` or arrays: loss and gradient norm are the means over the start points that
     have not diverged, as drawn. x and y are the first trajectory's (the only one for a single start point).
     ``progress(fraction)`` is called as chunks are written; an exception it raises stops the export and
-    leaves no file.
+    leaves no file. ``path`` is checked by ``destination`` (no extension: .csv); ExportError when it
+    cannot be written.
     """
-    path = Path(path)
+    path = destination(path, METRIC_SUFFIXES, what="metrics file")
     k, total = _history_size(history)
     if len(labels) != k:
         raise ValueError(f"{len(labels)} labels for {k} optimisers")
-    suffix = path.suffix.lower()
     report = progress or (lambda fraction: None)
-    if suffix == ".csv":
-        return _landscape_csv(history, labels, path, k, total, report)
-    if suffix == ".json":
-        if total > _ONE_LINE_MAX_ITEMS and k:
-            return _landscape_json_streamed(history, labels, path, k, total, report)
-        return _landscape_json_whole(history, labels, path, k, report)
-    raise ConfigError("export", f"choose a .csv or .json file name, got {path.name!r}")
+    if path.suffix.lower() == ".csv":
+        return _written(path, lambda p: _landscape_csv(history, labels, p, k, total, report))
+    if total > _ONE_LINE_MAX_ITEMS and k:
+        return _written(path, lambda p: _landscape_json_streamed(history, labels, p, k, total, report))
+    return _written(path, lambda p: _landscape_json_whole(history, labels, p, k, report))
 
 
 def _landscape_csv(history: Any, labels: Sequence[str], path: Path, k: int, total: int, report: Progress) -> Path:
@@ -316,9 +423,13 @@ def export_training_metrics(trace: Any, path: str | os.PathLike, label: str = ""
 
     ``trace`` is the MNIST panel's RunTrace (``step``, ``loss``, ``lr``, ``grad`` per step; ``eval_epoch``,
     ``train_loss``, ``val_loss``, ``train_acc``, ``val_acc`` per evaluation) or engine.render.RunTrace.
-    ``progress(fraction)`` as for export_landscape_metrics.
+    ``progress(fraction)`` and ``path`` as for export_landscape_metrics.
     """
-    path = Path(path)
+    path = destination(path, METRIC_SUFFIXES, what="metrics file")
+    return _written(path, lambda p: _training_metrics(trace, p, label, progress))
+
+
+def _training_metrics(trace: Any, path: Path, label: str, progress: Progress | None) -> Path:
     step = _series(trace, "step")
     loss = _series(trace, "loss")
     lr = _series(trace, "lr")
@@ -354,10 +465,8 @@ def export_training_metrics(trace: Any, path: str | os.PathLike, label: str = ""
             sink.abort()
             raise
         return sink.close()
-    if suffix == ".json":
-        return write_json(path, {"run": label, "steps": {"step": step, "loss": loss, "lr": lr, "grad_norm": grad},
-                                 "evals": ev})
-    raise ConfigError("export", f"choose a .csv or .json file name, got {path.name!r}")
+    return write_json(path, {"run": label, "steps": {"step": step, "loss": loss, "lr": lr, "grad_norm": grad},
+                             "evals": ev})
 
 
 _CHUNK_ROWS = 65536

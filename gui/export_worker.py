@@ -19,6 +19,8 @@ from typing import Any, Callable
 from PySide6.QtCore import QEvent, QObject, Qt, QThread, Signal
 from PySide6.QtWidgets import QProgressDialog
 
+from engine.registry import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -51,6 +53,8 @@ class _ExportThread(QThread):
             result = self.work(self._progress)
         except ExportCancelled:
             self.cancelled.emit()
+        except ConfigError as exc:  # a refused name or an unwritable place, already in words: no traceback
+            self.failed.emit(str(exc), "")
         except Exception as exc:  # reported to the user on the GUI thread
             self.failed.emit(str(exc) or type(exc).__name__, traceback.format_exc())
         else:

@@ -36,7 +36,7 @@ from .decay_plot import DecayPlot
 from .glyph_items import GLYPH_KINDS, GlyphLayer, swatch_icon
 from .log_ticks import thin_log_labels
 from .optimizer_list import MAX_OPTIMIZERS, OptimizerList, check_schedule
-from .param_form import ParamForm, format_number
+from .param_form import _BAD_STYLE, ParamForm, format_number
 from .plots import (CurveSet, GrowingRanges, HeadsItem, PathLayer, TrailLayer, cache_axes, column_extremes, make_plot,
                     use_own_export_menu)
 from .results_table import ResultsTable
@@ -44,6 +44,7 @@ from .race_history import MAX_TRAIL_TRAJECTORIES, TRAIL_STEPS, RaceHistory  # no
 from .series import positive_or_nan, thin_path  # noqa: F401 (thin_path re-exported)
 from .state_panel import StatePanel
 from .style import DIVERGED_SYMBOL, PALETTE, colour, symbol
+from .memory import release_freed_memory
 from .worker import GeneratorWorker
 
 GRID = 220  # samples per axis of the colour map
@@ -57,6 +58,8 @@ SIDE_REFRESH_S = 0.1  # state panel, results table and decay plot: at most 10 Hz
 CURVE_REFRESH_S = 1 / 30  # the curve plots: at most 30 Hz while playing (the map animates at the frame rate)
 DEFAULT_CUSTOM = "sin(x) * cos(y) + 0.1 * (x**2 + y**2)"
 DEFAULT_DOMAIN = ((-3.0, 3.0), (-3.0, 3.0))
+RUN_AHEAD_BYTES = 128 * 2**20  # how much the engine may compute ahead of the animation (at most 4,096 frames)
+START_TIP = "Start point. Or click on the map: every trajectory restarts there."
 MAX_CUSTOM_ENTRIES = 6
 EXPR_ROLE = Qt.UserRole + 1
 DOMAIN_ROLE = Qt.UserRole + 2
@@ -149,6 +152,7 @@ class LandscapePanel(QWidget):
     message = Signal(str)  # problems to show the user (never a traceback)
     error = Signal(str, str)  # engine failure: message, details
     stats = Signal(int, float)  # step, steps per second
+    inputs_changed = Signal()  # an edit was accepted (the window then asks input_problem() what is left)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -175,6 +179,7 @@ class LandscapePanel(QWidget):
         for name, params in DEFAULT_RACE:
             self.optimizers.add(name, params)
         self.optimizers.changed.connect(self._settings_changed)
+        self.optimizers.changed.connect(self.inputs_changed)
         self.optimizers.invalid.connect(self.message)
         self.optimizers.list.currentRowChanged.connect(self._selection_changed)
         self._function_changed()
@@ -221,7 +226,7 @@ class LandscapePanel(QWidget):
         self.start_x = QLineEdit()
         self.start_y = QLineEdit()
         for w in (self.start_x, self.start_y):
-            w.setToolTip("Start point. Or click on the map: every trajectory restarts there.")
+            w.setToolTip(START_TIP)
             w.editingFinished.connect(self._start_edited)
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, 10_000_000)
@@ -507,6 +512,8 @@ class LandscapePanel(QWidget):
         if self.function_combo.currentData() == "custom" and (self.function.name != "custom"
                                                               or domain != self.function.domain):
             self._apply_custom()
+        else:
+            self.inputs_changed.emit()
 
     def _apply_custom(self) -> bool:
         """Parse the typed f(x, y) on the typed domain and draw it; a refusal names the offending part."""
@@ -569,10 +576,12 @@ class LandscapePanel(QWidget):
         self._show_batch()
         self._draw_function()
         self.reset()
+        self.inputs_changed.emit()
 
     def _function_params_changed(self) -> None:
         self._draw_function()
         self.reset()
+        self.inputs_changed.emit()
 
     def _function_params(self) -> dict[str, Any]:
         return self.function_form.values() if self.function_form is not None else {}
@@ -609,24 +618,66 @@ class LandscapePanel(QWidget):
 
     def _show_start(self) -> None:
         x, y = self.start_point
-        self.start_x.setText(format_number(x))
-        self.start_y.setText(format_number(y))
+        for w, v in ((self.start_x, x), (self.start_y, y)):
+            w.setText(format_number(v))
+            w.setStyleSheet("")
+            w.setToolTip(START_TIP)
         self.start_item.setData([x], [y])
 
-    def _start_edited(self) -> None:
+    def _typed_start(self) -> tuple[float, float]:
+        """The start as typed; a ConfigError names the field when it is not two finite numbers."""
+        x_text, y_text = self.start_x.text().strip(), self.start_y.text().strip()
         try:
-            x, y = float(self.start_x.text()), float(self.start_y.text())
+            x, y = float(x_text), float(y_text)
             if not (math.isfinite(x) and math.isfinite(y)):
                 raise ValueError
         except ValueError:
-            self.message.emit(f"start: expected two finite numbers, got {self.start_x.text()!r}, "
-                              f"{self.start_y.text()!r}")
-            self._show_start()
+            raise ConfigError("start", f"expected two finite numbers, got {x_text!r}, {y_text!r}") from None
+        return x, y
+
+    def _start_edited(self) -> None:
+        # A refused start keeps its text, marked like any other refused field, until it is fixed.
+        try:
+            x, y = self._typed_start()
+        except ConfigError as exc:
+            for w in (self.start_x, self.start_y):
+                w.setStyleSheet(_BAD_STYLE)
+                w.setToolTip(str(exc))
+            self.message.emit(str(exc))
             return
+        for w in (self.start_x, self.start_y):
+            w.setStyleSheet("")
+            w.setToolTip(START_TIP)
         if (x, y) != self.start_point:
             self.start_point = (x, y)
             self._show_start()
             self.reset()
+        self.inputs_changed.emit()
+
+    def input_problem(self) -> str | None:
+        """The first thing typed into this panel that is still refused, in words; None when all is acceptable.
+
+        The window keeps a refusal on the status bar until this says nothing is left, so fixing one field
+        does not hide another field's still-standing refusal.
+        """
+        try:
+            self._typed_start()
+            if self.function_combo.currentData() == "custom":
+                domain = self._domain()
+                text = self.custom_edit.text().strip()
+                if text != self._custom_expression or self.function.name != "custom":
+                    from engine.expression import make_custom_function
+                    try:
+                        make_custom_function(text, domain=domain)
+                    except ConfigError as exc:
+                        return _expression_message(exc, text) if exc.field == "expression" else str(exc)
+            cfg = self.config()
+            cfg.validate()
+            for oc in cfg.optimizers:
+                check_schedule(oc, cfg.steps, f"optimizer {oc.label or oc.name}")
+        except ConfigError as exc:
+            return str(exc)
+        return None
 
     def _map_clicked(self, event) -> None:
         if event.button() != Qt.LeftButton:
@@ -786,7 +837,8 @@ class LandscapePanel(QWidget):
         self.results.clear()
         self.state_panel.set_trajectories(n)
         self.last_parts = {}
-        self.worker = GeneratorWorker(lambda: run_landscape(cfg), capacity=4096)
+        self.worker = GeneratorWorker(lambda: run_landscape(cfg), capacity=4096, max_bytes=RUN_AHEAD_BYTES,
+                                      sizeof=lambda frame: frame.nbytes)
         self.worker.failed.connect(self._worker_failed)
         self.worker.start()
         return True
@@ -818,8 +870,11 @@ class LandscapePanel(QWidget):
 
     def reset(self) -> None:
         self.pause()
+        had_run = self.worker is not None or self.history is not None
         self.stop_worker()
         self._drop_history()
+        if had_run:
+            release_freed_memory()
         self.tracker = None
         self.last_parts = {}
         self._clear_items()

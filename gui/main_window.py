@@ -90,7 +90,7 @@ class MainWindow(QMainWindow):
             panel.message.connect(self.show_problem)
             panel.error.connect(self.show_error)
         self.landscape.stats.connect(self._landscape_stats)
-        self.landscape.optimizers.changed.connect(self._input_accepted)
+        self.landscape.inputs_changed.connect(self._input_accepted)
         self.mnist.stats.connect(self.step_label.setText)
         self.busy_label.setText("")
         from .session_menu import SessionMenus
@@ -257,10 +257,18 @@ class MainWindow(QMainWindow):
         log.info("refused input: %s", text)
 
     def _input_accepted(self) -> None:
-        """An accepted edit takes a refusal off the status bar, so it does not outlive the fix it asked for."""
-        if getattr(self, "_refused", None) and self.statusBar().currentMessage() == self._refused:
-            self.statusBar().clearMessage()
-        self._refused = None
+        """An accepted edit takes a refusal off the status bar once nothing typed is refused any more, so the
+        message does not outlive the fix it asked for; while another field is still refused, that one is said."""
+        refused = getattr(self, "_refused", None)
+        if not refused:
+            return
+        left = self.landscape.input_problem()
+        if left is None:
+            if self.statusBar().currentMessage() == refused:
+                self.statusBar().clearMessage()
+            self._refused = None
+        elif left != refused:
+            self.show_problem(left)
 
     def show_error(self, text: str, details: str = "") -> None:
         log.error("%s\n%s", text, details)

@@ -4,6 +4,7 @@ Kept beside the main window so the window module stays about layout and run cont
 """
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -101,7 +102,10 @@ class SessionMenus:
         try:
             session = load_session(path)  # validated whole before anything on screen changes
         except (ConfigError, OSError) as exc:
-            self.w.show_error(f"Could not open {Path(path).name}: {exc}",
+            problem = getattr(exc, "problem", "")
+            # "file: is not valid JSON ..." reads as "the file is not valid JSON ..."
+            text = f"the file {problem}" if getattr(exc, "field", "") == "file" and problem.startswith("is ") else exc
+            self.w.show_error(f"Could not open {Path(path).name}: {text}",
                               "The session on screen is unchanged.")
             return False
         self.apply(session)
@@ -119,18 +123,29 @@ class SessionMenus:
             self.save_to(self.path)
 
     def save_as(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.w, "Save session", str(self._folder() / "session.json"),
-                                              "Sessions (*.json)")
+        path, selected = QFileDialog.getSaveFileName(self.w, "Save session", str(self._folder() / "session.json"),
+                                                     "Sessions (*.json)")
         if path:
-            self.save_to(Path(path).with_suffix(".json"))
+            self.save_to(path, selected)
 
-    def save_to(self, path: Path) -> bool:
+    def save_to(self, path: str | Path, selected_filter: str | None = None) -> bool:
+        """Save the session to ``path`` (checked like every export: ".json" added to a name without an
+        extension; the folder must exist). Says how it went in the status bar; False when it failed."""
         from engine.registry import ConfigError
         from engine.session import save_session
+
+        from .export import SESSION_SUFFIXES, ExportError, describe_os_error, destination
         try:
+            path = destination(path, SESSION_SUFFIXES, selected_filter, "session")
             save_session(self.current(), path)
-        except (ConfigError, OSError) as exc:
-            self.w.show_error(f"Could not save {path.name}: {exc}", "Nothing was overwritten.")
+        except ExportError as exc:
+            self._failed("save the session", exc, what="Save")
+            return False
+        except OSError as exc:
+            self._failed("save the session", describe_os_error(exc, path), what="Save")
+            return False
+        except ConfigError as exc:
+            self._failed("save the session", exc, traceback.format_exc(), what="Save")
             return False
         self.path = path
         self._push_recent(path)
@@ -182,21 +197,57 @@ class SessionMenus:
         self.recent_menu.setEnabled(bool(recent))
 
     # ---- export ----
-    def export_view(self) -> None:
-        from .export import export_plot
-        path, _ = QFileDialog.getSaveFileName(self.w, "Export the current view", str(self._folder() / "view.png"),
-                                              "PNG image (*.png);;SVG drawing (*.svg)")
-        if not path:
-            return
-        width, ok = QInputDialog.getInt(self.w, "Export", "Width in pixels (PNG):", 1920, 200, 8000)
-        if not ok:
-            return
+    # Every export says how it ended in the status bar ("Exported ...", "Export failed: ...", "Export
+    # cancelled ..."), so a message from an earlier export never stands for a later one; a failure also
+    # opens the error box. Names are checked by gui.export.destination before anything is written.
+    def _status(self, text: str, ms: int = 10_000) -> None:
+        self.w.statusBar().showMessage(text, ms)
+
+    def _cancelled(self, what: str = "Export") -> None:
+        self._status(f"{what} cancelled; nothing was written.")
+
+    def _failed(self, action: str, exc, details: str = "", what: str = "Export") -> None:
+        message = str(exc)
+        self._status(f"{what} failed: {message}", 15_000)
+        self.w.show_error(f"Could not {action}: {message}", details)
+
+    def _destination(self, path: str, suffixes, selected: str, kind: str, action: str):
+        """The checked destination, or None (and the failure said) when it is refused."""
+        from .export import ExportError, destination
         try:
-            export_plot(self.w.tabs.currentWidget(), path, width=width if path.lower().endswith(".png") else None)
-        except Exception as exc:
-            self.w.show_error(f"Could not export: {exc}")
+            return destination(path, suffixes, selected, kind)
+        except ExportError as exc:
+            self._failed(action, exc)
+            return None
+
+    def export_view(self) -> None:
+        from engine.registry import ConfigError
+
+        from .export import FIGURE_SUFFIXES, export_plot
+        path, selected = QFileDialog.getSaveFileName(self.w, "Export the current view",
+                                                     str(self._folder() / "view.png"),
+                                                     "PNG image (*.png);;SVG drawing (*.svg)")
+        if not path:
+            self._cancelled()
             return
-        self.w.statusBar().showMessage(f"Exported {path}", 10_000)
+        target = self._destination(path, FIGURE_SUFFIXES, selected, "figure", "export the view")
+        if target is None:
+            return
+        width = None
+        if target.suffix.lower() == ".png":
+            width, ok = QInputDialog.getInt(self.w, "Export", "Width in pixels (PNG):", 1920, 200, 8000)
+            if not ok:
+                self._cancelled()
+                return
+        try:
+            written = export_plot(self.w.tabs.currentWidget(), target, width=width)
+        except ConfigError as exc:  # ExportError included: already in words
+            self._failed("export the view", exc)
+            return
+        except Exception as exc:
+            self._failed("export the view", exc, traceback.format_exc())
+            return
+        self._status(f"Exported {written}")
 
     def export_metrics(self) -> None:
         """Runs the export on a worker thread (gui.export_worker): a long race takes seconds to write."""
@@ -211,9 +262,14 @@ class SessionMenus:
         if panel.history is None:
             self.w.show_problem("export: run the race first; there are no metrics yet")
             return
-        path, _ = QFileDialog.getSaveFileName(self.w, "Export metrics", str(self._folder() / "metrics.csv"),
-                                              "CSV (*.csv);;JSON (*.json)")
+        path, selected = QFileDialog.getSaveFileName(self.w, "Export metrics", str(self._folder() / "metrics.csv"),
+                                                     "CSV (*.csv);;JSON (*.json)")
         if not path:
+            self._cancelled()
+            return
+        from .export import METRIC_SUFFIXES
+        path = self._destination(path, METRIC_SUFFIXES, selected, "metrics file", "export metrics")
+        if path is None:
             return
         history = panel.history  # the export's own reference: a reset meanwhile replaces panel.history
         labels = [c.label for _, c in panel.run_configs]
@@ -240,10 +296,10 @@ class SessionMenus:
             self.w.statusBar().showMessage(text, 10_000)
 
         def failed(message: str, details: str) -> None:
-            self.w.show_error(f"Could not export metrics: {message}", details)
+            self._failed("export metrics", message, details)
 
         def cancelled() -> None:
-            self.w.statusBar().showMessage("Export cancelled; no file was left.", 10_000)
+            self._status("Export cancelled; no file was left.")
 
         self._export = BackgroundExport(self.w, label, work, done, failed, cancelled, cleanup)
 
@@ -253,33 +309,48 @@ class SessionMenus:
         if not traces:
             self.w.show_problem("export: train first; there are no MNIST metrics yet")
             return
-        path, _ = QFileDialog.getSaveFileName(self.w, "Export MNIST metrics", str(self._folder() / "training.csv"),
-                                              "CSV (*.csv);;JSON (*.json)")
+        path, selected = QFileDialog.getSaveFileName(self.w, "Export MNIST metrics",
+                                                     str(self._folder() / "training.csv"), "CSV (*.csv);;JSON (*.json)")
         if not path:
+            self._cancelled()
+            return
+        from .export import METRIC_SUFFIXES
+        path = self._destination(path, METRIC_SUFFIXES, selected, "metrics file", "export metrics")
+        if path is None:
             return
         # Copies taken here, on the GUI thread: training goes on appending to the traces meanwhile.
         runs = [_snapshot(t) for t in traces]
         self._run_export(f"Exporting MNIST metrics beside {Path(path).name}...",
-                         lambda progress: _write_runs(runs, Path(path), progress),
+                         lambda progress: _write_runs(runs, path, progress),
                          lambda written: f"Exported {len(written)} runs beside {path}")
 
     def write_training_metrics(self, path: Path, progress=None) -> list[Path]:
         return _write_runs([_snapshot(t) for t in self.w.mnist.traces if len(t.step)], Path(path), progress)
 
     def record(self) -> None:
+        from engine.registry import ConfigError
+
+        from .export import VIDEO_SUFFIXES, describe_os_error
         from .recording import landscape_advance, record_widget
-        path, _ = QFileDialog.getSaveFileName(self.w, "Record a clip", str(self._folder() / "clip.mp4"),
-                                              "MP4 video (*.mp4);;GIF animation (*.gif)")
+        path, selected = QFileDialog.getSaveFileName(self.w, "Record a clip", str(self._folder() / "clip.mp4"),
+                                                     "MP4 video (*.mp4);;GIF animation (*.gif)")
         if not path:
+            self._cancelled("Recording")
+            return
+        path = self._destination(path, VIDEO_SUFFIXES, selected, "clip", "record")
+        if path is None:
             return
         size, ok = QInputDialog.getItem(self.w, "Record", "Size:", ["720p", "1080p"], 0, False)
         if not ok:
+            self._cancelled("Recording")
             return
         seconds, ok = QInputDialog.getInt(self.w, "Record", "Length in seconds (30 frames per second):", 20, 1, 600)
         if not ok:
+            self._cancelled("Recording")
             return
         title, ok = QInputDialog.getText(self.w, "Record", "Title over the clip (optional):")
         if not ok:
+            self._cancelled("Recording")
             return
         panel = self.w.landscape
         self.w.tabs.setCurrentWidget(panel)
@@ -298,11 +369,15 @@ class SessionMenus:
                           steps_per_frame=panel.steps_per_frame(), size=size, progress=progress,
                           frames=30 * seconds, title=title, equation=equation)
         except KeyboardInterrupt:
-            self.w.statusBar().showMessage("Recording cancelled; no file was left.", 10_000)
+            self._status("Recording cancelled; no file was left.")
+        except OSError as exc:
+            self._failed("record", describe_os_error(exc, path), traceback.format_exc(), what="Recording")
+        except ConfigError as exc:
+            self._failed("record", exc, what="Recording")
         except Exception as exc:
-            self.w.show_error(f"Could not record: {exc}")
+            self._failed("record", exc, traceback.format_exc(), what="Recording")
         else:
-            self.w.statusBar().showMessage(f"Recorded {path}", 15_000)
+            self._status(f"Recorded {path}", 15_000)
         finally:
             dialog.close()
 

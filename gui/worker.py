@@ -16,17 +16,22 @@ from PySide6.QtCore import QThread, Signal
 class GeneratorWorker(QThread):
     """Iterates ``factory()`` in a QThread. ``take(n)`` hands the GUI up to n records.
 
-    ``capacity`` bounds how far the worker may run ahead (None: unbounded, for training runs whose
-    every record the GUI drains each frame anyway).
+    ``capacity`` bounds how far the worker may run ahead, in records (None: unbounded, for training runs
+    whose every record the GUI drains each frame anyway); ``max_bytes`` bounds it in memory too, with
+    ``sizeof(record)`` measured on the first record: a cloud of 100,000 starts makes frames of tens of MB,
+    and 4,096 of them would be gigabytes held while the animation is paused.
     """
 
     failed = Signal(str, str)  # message, traceback text
     done = Signal()
 
-    def __init__(self, factory: Callable[[], Iterator[Any]], capacity: int | None = 4096, parent=None):
+    def __init__(self, factory: Callable[[], Iterator[Any]], capacity: int | None = 4096, parent=None,
+                 max_bytes: int | None = None, sizeof: Callable[[Any], int] | None = None):
         super().__init__(parent)
         self._factory = factory
         self._capacity = capacity
+        self._max_bytes = max_bytes if sizeof is not None else None
+        self._sizeof = sizeof
         self._buffer: deque = deque()
         self._cond = threading.Condition()
         self._stop = False
@@ -36,6 +41,8 @@ class GeneratorWorker(QThread):
     def run(self) -> None:  # noqa: D401 - QThread entry point
         try:
             for record in self._factory():
+                if self._max_bytes is not None:
+                    self._bound_by_bytes(record)
                 with self._cond:
                     while (self._capacity is not None and len(self._buffer) >= self._capacity
                            and not self._stop):
@@ -52,6 +59,17 @@ class GeneratorWorker(QThread):
                 self.exhausted = True
                 self._cond.notify_all()
             self.done.emit()
+
+    def _bound_by_bytes(self, record: Any) -> None:
+        """Fix the capacity from the first record's size (the records of one run are all alike)."""
+        size = max(1, int(self._sizeof(record)))
+        by_bytes = max(2, self._max_bytes // size)
+        self._capacity = by_bytes if self._capacity is None else min(self._capacity, by_bytes)
+        self._max_bytes = None
+
+    @property
+    def capacity(self) -> int | None:
+        return self._capacity
 
     def take(self, n: int | None = None) -> list[Any]:
         with self._cond:
@@ -82,3 +100,5 @@ class GeneratorWorker(QThread):
             self._cond.notify_all()
         if self.isRunning():
             self.wait(wait_ms)
+        with self._cond:
+            self._buffer.clear()  # what it ran ahead is given back now, not when the worker is collected

@@ -99,3 +99,49 @@ def test_the_add_picker_names_no_optimiser_until_one_is_chosen(window):
     assert len(optimizers.editors) == before + 1 and optimizers.editors[-1].name == "adamw"
     assert optimizers.list.currentRow() == before, "the new optimiser is the one being edited"
     assert combo.currentIndex() == -1
+
+
+def _type(field, text):
+    field.setText(text)
+    field.editingFinished.emit()
+
+
+def test_a_refused_start_keeps_its_text_and_its_refusal_leaves_once_fixed(window):
+    panel = window.landscape
+    _type(panel.start_x, "abc")
+    assert window.statusBar().currentMessage().startswith("start: expected two finite numbers")
+    assert panel.start_x.text() == "abc", "the typed text stays, marked, as a refused optimiser field does"
+    assert panel.input_problem().startswith("start:")
+    _type(panel.start_x, "0.5")
+    assert panel.start_point[0] == 0.5
+    assert window.statusBar().currentMessage() == ""
+    assert panel.input_problem() is None
+
+
+def test_a_fixed_custom_function_and_domain_take_their_refusals_off(window):
+    panel = window.landscape
+    panel.function_combo.setCurrentIndex(panel.function_combo.findData("custom"))
+    panel.custom_edit.setText("x +* y")
+    panel.custom_edit.returnPressed.emit()
+    assert window.statusBar().currentMessage().startswith("custom f(x, y)")
+    panel.custom_edit.setText("x**2 + y**2")
+    panel.custom_edit.returnPressed.emit()
+    assert window.statusBar().currentMessage() == ""
+    _type(panel.domain_edits[1], "nope")
+    assert "custom domain x to" in window.statusBar().currentMessage()
+    _type(panel.domain_edits[1], "4")
+    assert window.statusBar().currentMessage() == ""
+    assert panel.function.domain[0] == (-3.0, 4.0)
+
+
+def test_fixing_one_field_leaves_another_fields_refusal_standing(window):
+    panel = window.landscape
+    lr = panel.optimizers.editors[0].form.widgets["lr"]
+    _type(lr, "-5")
+    _type(panel.start_y, "y?")
+    assert window.statusBar().currentMessage().startswith("start:")
+    _type(panel.start_y, "1")
+    message = window.statusBar().currentMessage()
+    assert "lr" in message and "greater than 0" in message, message
+    _type(lr, "0.001")
+    assert window.statusBar().currentMessage() == ""

@@ -190,7 +190,7 @@ def _save_as(monkeypatch, path):
 
 def _idle(window) -> bool:
     export = window.sessions._export
-    return export is not None and not export.is_running()
+    return export is None or not export.is_running()
 
 
 def test_the_window_exports_through_the_worker(window, qtbot, monkeypatch, tmp_path):
@@ -270,8 +270,9 @@ def test_a_failing_export_shows_an_error_and_the_app_goes_on(window, qtbot, monk
     window.sessions.export_metrics()
     qtbot.waitUntil(lambda: getattr(window, "last_error_box", None) is not None, timeout=30_000)
     assert "Could not export metrics" in window.last_error_box.text()
+    assert "is a file, not a folder" in window.last_error_box.text()
     window.last_error_box.close()
-    assert _idle(window)
+    assert window.sessions._export is None, "a refused destination starts no export"
     _save_as(monkeypatch, tmp_path / "m.csv")
     window.sessions.export_metrics()
     qtbot.waitUntil(lambda: _idle(window) and (tmp_path / "m.csv").exists(), timeout=30_000)
