@@ -204,6 +204,17 @@ class LandscapeFrame:
         return sum(int(getattr(a, "nbytes", 0)) for a in arrays)
 
 
+_EVALS_BLOCK = 1024
+
+
+def _evals_block(k: int, first_step: int) -> np.ndarray:
+    """Gradient evaluations after steps first_step .. first_step + _EVALS_BLOCK - 1, one row a step:
+    step + 1 for each of k optimisers (one evaluation a step). Read-only: frames share its rows."""
+    block = np.repeat(np.arange(first_step + 1, first_step + 1 + _EVALS_BLOCK, dtype=np.int64)[:, None], k, axis=1)
+    block.flags.writeable = False
+    return block
+
+
 def _state_copy(opt: torch.optim.Optimizer, leaf: torch.Tensor) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for key, value in opt.state.get(leaf, {}).items():
@@ -224,11 +235,15 @@ def _live_hyper(opt: torch.optim.Optimizer) -> dict[str, float]:
 def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[LandscapeFrame]:
     """Frames for steps 0..cfg.steps. Deterministic for a given config (seed included).
 
-    The loop is kept lean on purpose (bench/bench_sweep.py measures it against a bare torch.optim loop):
-    per step it adds to what the optimiser does only one copy of the positions and gradients (frames must
-    not change after they are yielded, and torch updates parameters, and some optimisers gradients, in
-    place) and a few whole-tensor reductions that say whether anything went non-finite or far away; the
-    per-trajectory masks are built only once something has.
+    The loop is kept lean on purpose (bench/bench_sweep.py measures it against a bare torch.optim loop;
+    on a handful of numbers every numpy or torch call costs microseconds, as much as a step's arithmetic):
+    per step it adds to what the optimiser does one copy of the positions (torch.optim updates parameters
+    in place, and a frame must not change once yielded) and two whole-array reductions that say whether
+    anything went non-finite or far away; the per-trajectory masks are built only once something has.
+    Gradients are not copied: ``zero_grad`` sets them to None, so each backward makes a fresh tensor that
+    no optimiser here writes to (tests/engine/test_landscape.py checks every registered one), and this
+    loop replaces, never edits, a gradient it changes. Gradient evaluations are counted in a read-only
+    block shared by the frames, unless L-BFGS's line search makes the counts irregular.
     """
     cfg.validate()
     fn = resolve_function(cfg)
@@ -269,13 +284,13 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
     diverged_at = np.full((k_opts, n), -1, dtype=np.int64)  # replaced, never mutated: frames share it
     any_dead = False
     last_good = np.repeat(starts.numpy()[None], k_opts, axis=0)  # (K, N, 2) numpy, replaced not mutated
-    evals = np.zeros(k_opts, dtype=np.int64)
+    evals = np.zeros(k_opts, dtype=np.int64)  # counted step by step only with L-BFGS (closure calls)
+    counted = any(lbfgs)
+    evals_block, block_at = _evals_block(k_opts, 0), 0
     lr = np.array([opt.param_groups[0]["lr"] for opt in opts], dtype=np.float64)
     lr.flags.writeable = False  # shared by every frame while no schedule changes it
-    # Whole-tensor checks: numpy is quicker on a handful of numbers, torch's vectorised reductions on many.
-    small = k_opts * n <= 4096
     bound_sq = bound * bound
-    leaf_np = leaves[0].detach().numpy()  # a view: torch.optim updates the parameter in place
+    leaf_np = leaves[0].detach().numpy()[None]  # a (1, N, 2) view: torch.optim updates the parameter in place
     f = fn.fn  # parameters are resolved once above, not again on every call
     t0 = time.perf_counter()
 
@@ -293,29 +308,30 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
             total = loss.detach().sum()
             sum(problem.batch_loss(leaf, idx).sum() if on_batch[i] else (loss if single else loss[i]).sum()
                 for i, leaf in enumerate(leaves)).backward()
-        evals += 1
+        if counted:
+            evals += 1
+            evals_now = evals.copy()
+        else:
+            if step - block_at >= _EVALS_BLOCK:
+                block_at = step
+                evals_block = _evals_block(k_opts, step)
+            evals_now = evals_block[step - block_at]
         if noisy:
             with torch.no_grad():
                 for i, leaf in enumerate(leaves):
-                    if noise[i] > 0:
+                    if noise[i] > 0:  # the fresh gradient of this step, before any frame holds it
                         leaf.grad.add_(torch.randn(leaf.shape, generator=gen, dtype=leaf.dtype) * noise[i])
-        if single:  # numpy copies: cheaper than torch's for the few numbers of one trajectory
-            xy, grad_np = leaf_np.copy()[None], leaves[0].grad.numpy().copy()[None]
+        if single:  # numpy: cheaper than torch for the few numbers of one trajectory
+            xy, grad_np = leaf_np.copy(), leaves[0].grad.numpy()[None]
+            loss_np = loss.detach().numpy()[None]
         else:  # torch.stack copies already
             xy, grad_np = stacked.detach().numpy(), torch.stack([leaf.grad for leaf in leaves]).numpy()
-        loss_np = loss.detach().numpy()
-        if single:
-            loss_np = loss_np[None]
-        # One sum says whether anything went non-finite (or so large that its sum overflowed: then the exact
-        # check below runs and finds it finite); the sum of squares bounds every coordinate.
-        flat_xy, flat_grad = xy.reshape(-1), grad_np.reshape(-1)
-        if small:
-            healthy = (math.isfinite(total.item() + float(flat_grad.sum()))
-                       and float(np.dot(flat_xy, flat_xy)) <= bound_sq)
-        else:  # torch's vectorised reductions beat numpy's pairwise ones on many numbers
-            pos_t = torch.from_numpy(flat_xy)
-            healthy = (math.isfinite(total.item() + torch.from_numpy(flat_grad).sum().item())
-                       and torch.dot(pos_t, pos_t).item() <= bound_sq)
+            loss_np = loss.detach().numpy()
+        # xy . xy bounds every coordinate (and is NaN or inf if one is not finite); given finite positions,
+        # grad . xy is finite unless a gradient is not (inf * 0 is NaN too). Either may also overflow while
+        # every value is finite: then the exact check below runs and finds nothing.
+        # (numpy's vdot is BLAS: quicker than torch.dot on one thread, at every size measured)
+        healthy = math.isfinite(total.item() + float(np.vdot(grad_np, xy))) and float(np.vdot(xy, xy)) <= bound_sq
         if any_dead or not healthy:
             finite = (np.isfinite(loss_np) & np.isfinite(grad_np).all(-1) & np.isfinite(xy).all(-1)
                       & (np.abs(xy) <= bound).all(-1))
@@ -338,7 +354,7 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
             lr = np.array([opt.param_groups[0]["lr"] for opt in opts], dtype=np.float64)
 
         yield LandscapeFrame(
-            step=step, xy=xy, loss=loss_np, grad=grad_np, lr=lr, diverged_at=diverged_at, evals=evals.copy(),
+            step=step, xy=xy, loss=loss_np, grad=grad_np, lr=lr, diverged_at=diverged_at, evals=evals_now,
             state=tuple(_state_copy(o, l) for o, l in zip(opts, leaves)) if with_state else (),
             schedule_state=(tuple(s.describe_state() if s is not None else {"step": step} for s in scheds)
                             if with_state else ()),
@@ -353,8 +369,8 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
             opt = opts[i]
             dead = None if alive is None else ~alive[i]
             if dead is not None and dead.any():
-                with torch.no_grad():
-                    leaf.grad[dead] = 0.0
+                # replaced, not edited in place: the frame just yielded holds this gradient
+                leaf.grad = leaf.grad.masked_fill(dead[:, None], 0.0)
             else:
                 dead = None
             if lbfgs[i]:

@@ -211,26 +211,27 @@ class SessionMenus:
         self._status(f"{what} failed: {message}", 15_000)
         self.w.show_error(f"Could not {action}: {message}", details)
 
-    def _destination(self, path: str, suffixes, selected: str, kind: str, action: str):
-        """The checked destination, or None (and the failure said) when it is refused."""
+    def _ask_destination(self, title: str, default_name: str, filters: str, suffixes, kind: str, action: str,
+                         what: str = "Export"):
+        """Ask for a file in a dialog and check it (gui.export.destination): the Path, or None when the user
+        cancelled or the name was refused (either said in the status bar, a refusal in the error box too)."""
         from .export import ExportError, destination
+        path, selected = QFileDialog.getSaveFileName(self.w, title, str(self._folder() / default_name), filters)
+        if not path:
+            self._cancelled(what)
+            return None
         try:
             return destination(path, suffixes, selected, kind)
         except ExportError as exc:
-            self._failed(action, exc)
+            self._failed(action, exc, what=what)
             return None
 
     def export_view(self) -> None:
         from engine.registry import ConfigError
 
         from .export import FIGURE_SUFFIXES, export_plot
-        path, selected = QFileDialog.getSaveFileName(self.w, "Export the current view",
-                                                     str(self._folder() / "view.png"),
-                                                     "PNG image (*.png);;SVG drawing (*.svg)")
-        if not path:
-            self._cancelled()
-            return
-        target = self._destination(path, FIGURE_SUFFIXES, selected, "figure", "export the view")
+        target = self._ask_destination("Export the current view", "view.png", "PNG image (*.png);;SVG drawing (*.svg)",
+                                       FIGURE_SUFFIXES, "figure", "export the view")
         if target is None:
             return
         width = None
@@ -257,18 +258,13 @@ class SessionMenus:
         if self.w.tabs.currentWidget() is self.w.mnist:
             self._export_training_metrics()
             return
-        from .export import export_landscape_metrics
+        from .export import METRIC_SUFFIXES, export_landscape_metrics
         panel = self.w.landscape
         if panel.history is None:
             self.w.show_problem("export: run the race first; there are no metrics yet")
             return
-        path, selected = QFileDialog.getSaveFileName(self.w, "Export metrics", str(self._folder() / "metrics.csv"),
-                                                     "CSV (*.csv);;JSON (*.json)")
-        if not path:
-            self._cancelled()
-            return
-        from .export import METRIC_SUFFIXES
-        path = self._destination(path, METRIC_SUFFIXES, selected, "metrics file", "export metrics")
+        path = self._ask_destination("Export metrics", "metrics.csv", "CSV (*.csv);;JSON (*.json)", METRIC_SUFFIXES,
+                                     "metrics file", "export metrics")
         if path is None:
             return
         history = panel.history  # the export's own reference: a reset meanwhile replaces panel.history
@@ -309,13 +305,9 @@ class SessionMenus:
         if not traces:
             self.w.show_problem("export: train first; there are no MNIST metrics yet")
             return
-        path, selected = QFileDialog.getSaveFileName(self.w, "Export MNIST metrics",
-                                                     str(self._folder() / "training.csv"), "CSV (*.csv);;JSON (*.json)")
-        if not path:
-            self._cancelled()
-            return
         from .export import METRIC_SUFFIXES
-        path = self._destination(path, METRIC_SUFFIXES, selected, "metrics file", "export metrics")
+        path = self._ask_destination("Export MNIST metrics", "training.csv", "CSV (*.csv);;JSON (*.json)",
+                                     METRIC_SUFFIXES, "metrics file", "export metrics")
         if path is None:
             return
         # Copies taken here, on the GUI thread: training goes on appending to the traces meanwhile.
@@ -332,12 +324,8 @@ class SessionMenus:
 
         from .export import VIDEO_SUFFIXES, describe_os_error
         from .recording import landscape_advance, record_widget
-        path, selected = QFileDialog.getSaveFileName(self.w, "Record a clip", str(self._folder() / "clip.mp4"),
-                                                     "MP4 video (*.mp4);;GIF animation (*.gif)")
-        if not path:
-            self._cancelled("Recording")
-            return
-        path = self._destination(path, VIDEO_SUFFIXES, selected, "clip", "record")
+        path = self._ask_destination("Record a clip", "clip.mp4", "MP4 video (*.mp4);;GIF animation (*.gif)",
+                                     VIDEO_SUFFIXES, "clip", "record", what="Recording")
         if path is None:
             return
         size, ok = QInputDialog.getItem(self.w, "Record", "Size:", ["720p", "1080p"], 0, False)

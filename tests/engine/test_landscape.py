@@ -104,3 +104,36 @@ def test_engine_never_imports_qt():
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS.names())
+@pytest.mark.parametrize("k", [1, 2])
+def test_every_frame_keeps_the_gradient_at_its_own_position(name, k):
+    """Frames are collected whole, then checked: a gradient an optimiser edited in place after the frame
+    was yielded (frames share gradients, they are not copied) would no longer match its position."""
+    params = {"noise": 0.0} if name == "sgd" else {}  # else the frame shows the noisy gradient SGD receives
+    opts = (OptimizerConfig(name, params),) + ((OptimizerConfig("adam", {"lr": 0.05}),) if k == 2 else ())
+    starts = StartsConfig("random", 3) if OPTIMIZERS.get(name).elementwise else StartsConfig()
+    cfg = LandscapeConfig(function="himmelblau", starts=starts, steps=12, seed=1, optimizers=opts)
+    out = frames(cfg, with_state=False)
+    fn = FUNCTIONS.get("himmelblau")
+    for f in out:
+        p = torch.tensor(f.xy, requires_grad=True)
+        fn(p).sum().backward()
+        np.testing.assert_allclose(f.grad, p.grad.numpy(), rtol=1e-12, atol=1e-12, err_msg=f"step {f.step}")
+        assert f.evals.tolist() == [f.step + 1] * k or name == "lbfgs"
+    assert [f.evals[0] for f in out] == sorted(f.evals[0] for f in out)
+
+
+def test_a_diverged_trajectorys_earlier_frames_keep_their_gradients():
+    cfg = LandscapeConfig(function="rosenbrock", start=(-1.2, 1.0), steps=40, starts=StartsConfig("random", 4),
+                          optimizers=(OptimizerConfig("gd", {"lr": 0.1}),))
+    out = frames(cfg, with_state=False)
+    assert (out[-1].diverged_at >= 0).any()
+    fn = FUNCTIONS.get("rosenbrock")
+    for f in out:
+        alive = f.diverged_at < 0
+        p = torch.tensor(f.xy, requires_grad=True)
+        fn(p).sum().backward()
+        np.testing.assert_allclose(f.grad[alive], p.grad.numpy()[alive], rtol=1e-12)
+        assert np.isnan(f.grad[~alive]).all()

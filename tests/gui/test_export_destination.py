@@ -57,3 +57,19 @@ def test_a_session_saved_without_an_extension_gets_json_and_a_bad_folder_is_refu
     assert "does not exist" in window.last_error_box.text()
     assert window.statusBar().currentMessage().startswith("Save failed:")
     assert not (tmp_path / "nowhere").exists(), "a typed path to a missing folder is refused, not created"
+
+
+def test_the_view_export_takes_the_filters_extension_and_refuses_another(window, monkeypatch, tmp_path):
+    from PySide6.QtWidgets import QFileDialog
+    answers = iter([(str(tmp_path / "view"), "SVG drawing (*.svg)"), (str(tmp_path / "view.jpg"), "PNG image (*.png)"),
+                    ("", "")])
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: next(answers))
+    window.sessions.export_view()
+    assert (tmp_path / "view.svg").stat().st_size > 0
+    assert window.statusBar().currentMessage() == f"Exported {tmp_path / 'view.svg'}"
+    window.sessions.export_view()
+    assert "must end in .png or .svg, not .jpg" in window.statusBar().currentMessage()
+    assert not (tmp_path / "view.jpg").exists()
+    window.last_error_box.close()
+    window.sessions.export_view()
+    assert window.statusBar().currentMessage() == "Export cancelled; nothing was written."
