@@ -28,7 +28,8 @@ from .schedules import make_schedule
 NOT_CONVERGED = -1
 DIVERGED = -2
 MAX_RESOLUTION = 1000
-PROGRESS_RECORDS = 200  # about this many Progress records per run: cancel latency is 1/200 of it
+PROGRESS_RECORDS = 200  # at least this many Progress records per run
+PROGRESS_S = 0.1  # and one at least this often: a stop is noticed at a record, so big grids stay cancellable
 
 
 class Cancelled(Exception):
@@ -171,7 +172,7 @@ def iter_basin_map(function: str | TestFunction, optimizer: OptimizerConfig, res
     near = torch.full((m,), NOT_CONVERGED, dtype=torch.int64)  # minimum within tol now, or -1
     since = torch.zeros(m, dtype=torch.int64)  # step at which the current value of `near` began
     every = max(1, steps // PROGRESS_RECORDS)
-    t0 = time.perf_counter()
+    t0 = last_report = time.perf_counter()
 
     for step in range(steps + 1):
         opt.zero_grad(set_to_none=False)
@@ -194,8 +195,10 @@ def iter_basin_map(function: str | TestFunction, optimizer: OptimizerConfig, res
                     now = torch.where(alive, now, DIVERGED)
                 since = torch.where(now != near, step, since)
                 near = now
-        if step % every == 0 or step == steps:
-            yield Progress(step, steps, time.perf_counter() - t0)
+        now = time.perf_counter()
+        if step % every == 0 or step == steps or now - last_report >= PROGRESS_S:
+            last_report = now
+            yield Progress(step, steps, now - t0)
         if step == steps:
             break
         if any_dead:  # frozen as in the race: no gradient, and put back after the step

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .basins import PROGRESS_RECORDS, Cancelled, Progress, check_whole, drive, explode_bound
+from .basins import PROGRESS_RECORDS, PROGRESS_S, Cancelled, Progress, check_whole, drive, explode_bound
 from .config import OptimizerConfig, ScheduleConfig, _check_keys, _params, _typed
 from .landscape import LandscapeConfig, problem_fields, resolve_function
 from .minibatch import data_objective_of, step_uses_minibatch
@@ -406,7 +406,7 @@ def iter_sweep(cfg: SweepConfig) -> Iterator[Progress | SweepResult]:
     last_good = leaf.detach().clone()
     last_loss = torch.full((m,), math.nan, dtype=torch.float64)
     every = max(1, cfg.steps // PROGRESS_RECORDS)
-    t0 = time.perf_counter()
+    t0 = last_report = time.perf_counter()
     for step in range(cfg.steps + 1):
         loss = fn(leaf, fparams)
         # The frames' loss is the full-data loss; the gradient is the batch's where there is one.
@@ -423,8 +423,10 @@ def iter_sweep(cfg: SweepConfig) -> Iterator[Progress | SweepResult]:
             last_good = torch.where(alive.unsqueeze(-1), leaf, last_good) if any_dead else leaf.detach().clone()
             last_loss = torch.where(alive, loss, last_loss) if any_dead else loss
             steps_to_tol = torch.where((steps_to_tol < 0) & alive & (loss <= target), step, steps_to_tol)
-        if step % every == 0 or step == cfg.steps:
-            yield Progress(step, cfg.steps, time.perf_counter() - t0)
+        now = time.perf_counter()
+        if step % every == 0 or step == cfg.steps or now - last_report >= PROGRESS_S:
+            last_report = now
+            yield Progress(step, cfg.steps, now - t0)
         if step == cfg.steps:
             break
         with torch.no_grad():

@@ -53,6 +53,7 @@ class _Job:
     def __init__(self, panel: "ExplorePanel", bar: QProgressBar, button: QPushButton, start_text: str):
         self.panel, self.bar, self.button, self.start_text = panel, bar, button, start_text
         self.worker: GeneratorWorker | None = None
+        self._stopping: list[GeneratorWorker] = []  # cancelled, not yet ended: kept alive until they end
 
     def start(self, factory, on_result) -> None:
         self.on_result = on_result
@@ -76,11 +77,23 @@ class _Job:
             self.button.setText(self.start_text)
 
     def cancel(self) -> None:
+        """Stop the computation. The engine notices within about PROGRESS_S; should one step take longer,
+        the thread is kept referenced until it ends (a QThread dropped while running aborts the process)."""
         if self.worker is not None:
-            self.worker.stop()
-            self.worker = None
+            worker, self.worker = self.worker, None
+            worker.stop(wait_ms=1_000)
+            if worker.isRunning():
+                self._stopping.append(worker)
+                worker.finished.connect(lambda w=worker: w in self._stopping and self._stopping.remove(w))
             self.button.setText(self.start_text)
             self.bar.setValue(0)
+
+    def shutdown(self) -> None:
+        """Cancel, then wait for every thread this job started: the window is closing."""
+        self.cancel()
+        for worker in self._stopping:
+            worker.wait()
+        self._stopping.clear()
 
     @property
     def running(self) -> bool:
@@ -472,5 +485,5 @@ class ExplorePanel(QWidget):
     def shutdown(self) -> None:
         self.timer.stop()
         self._pending_basins = []
-        self.basin_jobs[0].cancel()
-        self.sweep_job.cancel()
+        self.basin_jobs[0].shutdown()
+        self.sweep_job.shutdown()

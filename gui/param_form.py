@@ -12,7 +12,10 @@ _BAD_STYLE = "QLineEdit { border: 1px solid #D55E00; }"
 
 
 def format_number(value: float) -> str:
-    return f"{value:.6g}"
+    """Short where six digits say the number exactly, else every digit: a field that is read back
+    (a sweep cell replayed, a session opened) must give the very value it was set to."""
+    short = f"{value:.6g}"
+    return short if float(short) == value or value != value else repr(float(value))
 
 
 class NumberEdit(QLineEdit):

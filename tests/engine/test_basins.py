@@ -113,7 +113,8 @@ def test_sgd_noise_is_seeded():
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
-def test_generator_yields_progress_then_the_result():
+def test_generator_yields_progress_then_the_result(monkeypatch):
+    monkeypatch.setattr("engine.basins.PROGRESS_S", float("inf"))  # by step count alone: a count to assert
     records = list(iter_basin_map("himmelblau", GD, resolution=4, steps=1000))
     *progress, result = records
     assert all(isinstance(p, Progress) for p in progress) and isinstance(result, BasinResult)
@@ -153,3 +154,11 @@ def test_lbfgs_refusal_says_why():
 def test_result_arrays_are_numpy_copies(himmelblau_gd):
     for value in (himmelblau_gd.labels, himmelblau_gd.final_xy, himmelblau_gd.final_loss):
         assert isinstance(value, np.ndarray) and not isinstance(value, torch.Tensor) and value.flags.writeable
+
+
+def test_progress_also_comes_by_time_so_that_a_slow_grid_stays_cancellable(monkeypatch):
+    """Steps of a big grid can be slow: a record at least every PROGRESS_S, whatever the step count
+    (with the period at 0, a record every step)."""
+    monkeypatch.setattr("engine.basins.PROGRESS_S", 0.0)
+    *progress, _ = list(iter_basin_map("himmelblau", GD, resolution=4, steps=1000))
+    assert [p.done for p in progress] == list(range(1001))

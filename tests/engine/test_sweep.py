@@ -174,7 +174,8 @@ def test_steps_to_tol_counts_to_the_known_minimum():
     assert all(a >= b for a, b in zip(reached[1:][reached[1:] >= 0], reached[2:][reached[2:] >= 0]))
 
 
-def test_generator_yields_progress_then_the_result_and_cancels():
+def test_generator_yields_progress_then_the_result_and_cancels(monkeypatch):
+    monkeypatch.setattr("engine.sweep.PROGRESS_S", float("inf"))  # by step count alone: a count to assert
     cfg = SweepConfig(x=SweepAxis("lr", 1e-3, 1e-1, 2), y=SweepAxis("beta1", 0.5, 0.9, 2), steps=400)
     *progress, result = list(iter_sweep(cfg))
     assert isinstance(result, SweepResult) and all(isinstance(p, Progress) for p in progress)
@@ -237,3 +238,10 @@ def test_every_sweepable_setting_is_a_real_setting_of_its_optimiser():
         known = {p.name for p in OPTIMIZERS.get(name).params}
         assert set(settings) <= known, name
         assert OPTIMIZERS.get(name).elementwise
+
+
+def test_sweep_progress_also_comes_by_time(monkeypatch):
+    monkeypatch.setattr("engine.sweep.PROGRESS_S", 0.0)
+    cfg = SweepConfig(x=SweepAxis("lr", 1e-3, 1e-1, 2), y=SweepAxis("beta1", 0.5, 0.9, 2), steps=400)
+    *progress, _ = list(iter_sweep(cfg))
+    assert [p.done for p in progress] == list(range(401))

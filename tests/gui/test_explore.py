@@ -35,6 +35,10 @@ def test_sweep_runs_draws_and_a_click_replays_the_cell_in_the_race(window, qtbot
     cfg = panel.replay_cell(3, 2)
     assert window.tabs.currentWidget() is window.landscape
     assert cfg.optimizers[0].params["lr"] == r.x_values[3]
+    # the race runs what its fields hold: the cell's exact values, not six-digit roundings of them
+    raced = window.landscape.config().optimizers[0].params
+    assert raced[r.config.x.param] == r.x_values[3] and raced[r.config.y.param] == r.y_values[2]
+    assert any(f"{v:.6g}" != repr(v) for v in (r.x_values[3], r.y_values[2])), "a value six digits cannot say"
 
 
 def test_bad_sweep_range_is_refused_with_the_field_named(window, qtbot):
@@ -45,3 +49,44 @@ def test_bad_sweep_range_is_refused_with_the_field_named(window, qtbot):
     panel._sweep_clicked_button()
     assert messages and "sweep.x" in messages[0]
     assert not panel.sweep_job.running
+
+
+def test_cancelling_a_long_basin_map_stops_it_promptly_and_leaves_no_thread(window, qtbot):
+    """A 400 x 400 grid of 100,000 steps would take minutes; Cancel must stop it (the engine reports at
+    least every 0.1 s, and the stop is noticed there) and the app goes on."""
+    panel = window.explore
+    panel.basin_resolution.setValue(400)
+    panel.basin_steps.setValue(100_000)
+    panel.basin_compare.setChecked(False)
+    panel._basins_clicked()
+    job = panel.basin_jobs[0]
+    worker = job.worker
+    qtbot.waitUntil(worker.isRunning, timeout=30_000)
+    panel._basins_clicked()  # the button reads Cancel now
+    assert not job.running and not worker.isRunning() and job._stopping == []
+    assert panel.basin_button.text() == "Compute basins"
+
+
+def test_a_cancelled_job_whose_step_outlasts_the_wait_is_kept_until_it_ends(window, qtbot):
+    """Dropping a QThread that still runs aborts the process: a job cancelled in the middle of a long step
+    keeps its worker until the step ends, and shutting down waits for it."""
+    import threading
+
+    from gui.explore_panel import _Job
+    panel = window.explore
+    release, entered = threading.Event(), threading.Event()
+
+    def slow():
+        yield 1
+        entered.set()
+        release.wait(30)  # one step longer than cancel() waits
+        yield 2
+
+    job = _Job(panel, panel.basin_progress, panel.basin_button, "Compute basins")
+    job.start(slow, lambda result: None)
+    qtbot.waitUntil(entered.is_set, timeout=10_000)
+    job.cancel()
+    assert not job.running and len(job._stopping) == 1 and job._stopping[0].isRunning()
+    release.set()
+    job.shutdown()
+    assert job._stopping == []
