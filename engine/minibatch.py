@@ -332,6 +332,18 @@ def data_objective_of(function: Any) -> DataObjective | None:
     return data if isinstance(data, DataObjective) else None
 
 
+def known_minimum_value(function: Any, params: Mapping[str, Any] | None = None) -> float | None:
+    """f* where it is known exactly: the function's own, or a data-set objective's least-squares or
+    logistic minimum for these data settings. None where only a sampled map could say (custom functions)."""
+    if function.min_value is not None:
+        return float(function.min_value)
+    data = data_objective_of(function)
+    if data is None:
+        return None
+    value = data.problem(params).minimum_value
+    return None if value is None else float(value)
+
+
 # GD is full-batch by definition; L-BFGS re-evaluates the loss in its closure, which is the full loss.
 FULL_BATCH_OPTIMIZERS = frozenset({"gd", "lbfgs"})
 

@@ -12,6 +12,7 @@ playing, and at once after a single step or a pause.
 """
 from __future__ import annotations
 
+import html
 import math
 import time
 from functools import partial
@@ -30,11 +31,13 @@ from engine.functions import FUNCTIONS, TestFunction, check_domain
 from engine.glyphs import StepPart, decompose_frames, glyphs_for_frame, has_decomposition, live_params
 from engine.landscape import (LandscapeConfig, LandscapeFrame, StartsConfig, resolve_function, run_landscape,
                               start_points)
+from engine.minibatch import data_objective_of, known_minimum_value
 from engine.registry import ConfigError
 
 from .decay_plot import DecayPlot
 from .glyph_items import GLYPH_KINDS, GlyphLayer, swatch_icon
 from .log_ticks import thin_log_labels
+from .mathtext import latex_to_html
 from .optimizer_list import MAX_OPTIMIZERS, OptimizerList, check_schedule
 from .param_form import _BAD_STYLE, ParamForm, format_number
 from .plots import (CurveSet, GrowingRanges, HeadsItem, PathLayer, TrailLayer, cache_axes, column_extremes, make_plot,
@@ -222,6 +225,7 @@ class LandscapePanel(QWidget):
         self.function_form_holder = QVBoxLayout()
         self.function_form: ParamForm | None = None
         self.formula_label = QLabel()
+        self.formula_label.setTextFormat(Qt.RichText)
         self.formula_label.setWordWrap(True)
         self.start_x = QLineEdit()
         self.start_y = QLineEdit()
@@ -392,7 +396,8 @@ class LandscapePanel(QWidget):
         start_row = QHBoxLayout()
         start_row.addWidget(self.start_x)
         start_row.addWidget(self.start_y)
-        rl.addRow("start (x, y)", start_row)
+        self.start_label = QLabel("start (x, y)")
+        rl.addRow(self.start_label, start_row)
         rl.addRow("steps", self.steps_spin)
         rl.addRow("seed", self.seed_spin)
         rl.addRow("starts", self.starts_kind)
@@ -560,6 +565,18 @@ class LandscapePanel(QWidget):
         combo.blockSignals(False)
         return first
 
+    def _formula_html(self) -> str:
+        """The function's formula as rich text, named by its own axes (f(w, b) for linear regression)."""
+        fn = self.function
+        if fn.name == "custom":  # what the user typed, as typed: not LaTeX
+            return f"f(x, y) = {html.escape(fn.formula)}"
+        return f"f({', '.join(self.axis_names())}) = {latex_to_html(fn.formula)}"
+
+    def axis_names(self) -> tuple[str, str]:
+        """The map's axes: the two parameters of a data-set objective (w, b), else x and y."""
+        data = data_objective_of(self.function)
+        return tuple(label.split(" ")[0] for label in data.axis_labels) if data is not None else ("x", "y")
+
     def _set_function(self, fn: TestFunction) -> None:
         self.function = fn
         if self.function_form is not None:
@@ -569,8 +586,13 @@ class LandscapePanel(QWidget):
         self.function_form.changed.connect(self._function_params_changed)
         self.function_form.invalid.connect(self.message)
         self.function_form_holder.addWidget(self.function_form)
-        self.formula_label.setText(f"f(x, y) = {fn.formula}")
+        self.formula_label.setText(self._formula_html())
         self.formula_label.setToolTip(fn.description)
+        bottom, left = self.axis_names()
+        self.map_plot.setLabel("bottom", bottom)
+        self.map_plot.setLabel("left", left)
+        self.start_label.setText(f"start ({bottom}, {left})")
+        self.loss_plot.setLabel("left", f"loss f({bottom}, {left}) - f*")
         self.start_point = fn.start
         self._show_start()
         self._show_batch()
@@ -609,11 +631,12 @@ class LandscapePanel(QWidget):
         (x0, x1), (y0, y1) = self.function.domain
         self.map_plot.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
         finite = np.isfinite(z)
-        self._minimum_value = self.function.min_value if self.function.min_value is not None else \
-            float(np.nanmin(z[finite])) if finite.any() else 0.0
+        # f* for the loss curves (f - f*): exact where known, else the least value sampled on the map
+        known = known_minimum_value(self.function, params)
+        self._minimum_value = known if known is not None else float(np.nanmin(z[finite])) if finite.any() else 0.0
         if not finite.all() and finite.any():
             share = 1 - finite.mean()
-            self.formula_label.setText(f"f(x, y) = {self.function.formula}\n({share:.0%} of the domain is not "
+            self.formula_label.setText(f"{self._formula_html()}<br>({share:.0%} of the domain is not "
                                        "finite: left blank; a trajectory entering it is marked diverged)")
 
     def _show_start(self) -> None:

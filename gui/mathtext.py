@@ -13,7 +13,7 @@ import re
 
 GREEK = {
     "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "varepsilon": "ε", "zeta": "ζ",
-    "eta": "η", "theta": "θ", "lambda": "λ", "mu": "μ", "nu": "ν", "xi": "ξ", "pi": "π", "rho": "ρ",
+    "eta": "η", "theta": "θ", "iota": "ι", "kappa": "κ", "lambda": "λ", "mu": "μ", "nu": "ν", "xi": "ξ", "pi": "π", "rho": "ρ",
     "sigma": "σ", "tau": "τ", "phi": "φ", "chi": "χ", "psi": "ψ", "omega": "ω",
     "Gamma": "Γ", "Delta": "Δ", "Theta": "Θ", "Lambda": "Λ", "Pi": "Π", "Sigma": "Σ", "Phi": "Φ",
     "Psi": "Ψ", "Omega": "Ω",
@@ -21,7 +21,7 @@ GREEK = {
 SYMBOLS = {
     "leftarrow": " ← ", "to": " → ", "rightarrow": " → ", "cdot": "·", "times": "×", "pm": "±", "mp": "∓",
     "nabla": "∇", "max": "max", "min": "min", "log": "log", "exp": "exp", "infty": "∞", "le": " ≤ ",
-    "leq": " ≤ ", "ge": " ≥ ", "geq": " ≥ ", "approx": " ≈ ", "partial": "∂",
+    "leq": " ≤ ", "ge": " ≥ ", "geq": " ≥ ", "approx": " ≈ ", "partial": "∂", "sum": "∑", "prod": "∏",
 }
 SPACES = {",": "\u2009", " ": " ", ";": " ", ":": " ", "!": "", "quad": "\u2003", "qquad": "\u2003\u2003"}
 ACCENTS = {"hat": "\u0302", "bar": "\u0304", "tilde": "\u0303", "dot": "\u0307", "vec": "\u20d7"}
@@ -133,7 +133,7 @@ class _Parser:
             return SPACES[value]
         if value in SYMBOLS:
             return SYMBOLS[value] if not script else SYMBOLS[value].strip()
-        if value == "frac":
+        if value in ("frac", "tfrac", "dfrac"):
             num = self.group(script)
             den = self.group(script)
             return f"{_wrap(num)}/{_wrap(den)}"

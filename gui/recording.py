@@ -540,13 +540,10 @@ class LandscapeScene(QWidget):
     @staticmethod
     def _fmin(fn, cfg, z: np.ndarray | None = None) -> float:
         """The loss curves show f - f*: f* is known, or the lowest value sampled on the map (as the window does)."""
-        if fn.min_value is not None:
-            return fn.min_value
-        data = getattr(fn, "data", None)  # a data-set objective knows its minimum exactly
-        if data is not None:
-            value = data.problem(cfg.function_params).minimum_value
-            if value is not None:
-                return float(value)
+        from engine.minibatch import known_minimum_value
+        known = known_minimum_value(fn, cfg.function_params)
+        if known is not None:
+            return known
         if z is None:
             from .landscape_panel import GRID
             z = fn.grid(GRID, GRID, fn.resolve(cfg.function_params))[2]

@@ -311,3 +311,16 @@ def test_batch_size_is_validated_and_round_trips():
     assert LandscapeConfig.from_dict(old).batch_size == 0
     with pytest.raises(ConfigError, match="landscape.batch_size: expected int"):
         LandscapeConfig.from_dict({**cfg.to_dict(), "batch_size": "8"})
+
+
+def test_the_known_minimum_value_is_the_loss_at_the_known_minimiser():
+    from engine.expression import make_custom_function
+    from engine.functions import FUNCTIONS
+    from engine.minibatch import known_minimum_value
+    assert known_minimum_value(FUNCTIONS.get("rosenbrock")) == 0.0
+    assert known_minimum_value(make_custom_function("x**2 + y")) is None
+    for name, params in (("linear_regression", {"noise": 0.8}), ("logistic_regression", {})):
+        fn = FUNCTIONS.get(name)
+        problem = data_objective_of(fn).problem(params)
+        at = problem.full_loss(torch.tensor(problem.minimum, dtype=torch.float64)).item()
+        assert known_minimum_value(fn, params) == pytest.approx(at, rel=1e-9), name
