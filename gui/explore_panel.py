@@ -5,6 +5,8 @@ A click on a sweep cell hands that configuration to the 2D race (``replay``).
 """
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
@@ -41,10 +43,37 @@ def basin_image(result: BasinResult) -> np.ndarray:
     return rgb
 
 
+def share_text(count: int, total: int) -> str:
+    """A share of the starts: whole percent, but a small non-zero share is never shown as 0%."""
+    if count == 0 or count == total or count / total >= 0.01:
+        return f"{count / total:.0%}"
+    return f"{count / total:.1%} ({count:,} starts)" if count / total >= 0.001 else f"{count:,} starts"
+
+
+def basin_summary_html(result: BasinResult) -> str:
+    """Rich text: each minimum's colour swatch, where it is, and its basin's share; then the rest."""
+    total = result.labels.size
+    parts = []
+    for k, (size, (mx, my)) in enumerate(zip(result.basin_sizes(), result.minima)):
+        colour = PALETTE[k % (len(PALETTE) - 1)]
+        parts.append(f"<span style=\"color: {colour};\">&#9632;</span> ({mx:.3g}, {my:.3g}) {share_text(int(size), total)}")
+    parts.append(f"grey: not at a known minimum {share_text(int(np.sum(result.labels == -1)), total)}")
+    parts.append(f"black: diverged {share_text(int(np.sum(result.labels == -2)), total)}")
+    return ", ".join(parts)
+
+
 def _set_rect(item: pg.ImageItem, xs: np.ndarray, ys: np.ndarray) -> None:
     dx = (xs[-1] - xs[0]) / max(len(xs) - 1, 1)
     dy = (ys[-1] - ys[0]) / max(len(ys) - 1, 1)
     item.setRect(QRectF(xs[0] - dx / 2, ys[0] - dy / 2, dx * len(xs), dy * len(ys)))
+
+
+def value_ticks(values: np.ndarray, most: int = 6) -> list[list[tuple[float, str]]]:
+    """Ticks for an axis of cells: at most ``most`` cells labelled with their own values (the image is laid
+    out by cell index, one unit a cell, so that log and linear axes both draw evenly), the ends included."""
+    n = len(values)
+    picks = np.unique(np.linspace(0, n - 1, min(n, most)).round().astype(int))
+    return [[(float(i), f"{values[i]:.3g}") for i in picks], []]
 
 
 class _Job:
@@ -219,13 +248,14 @@ class ExplorePanel(QWidget):
         self.basin_button.setToolTip("Run every start to completion and colour it by the minimum it reaches.")
         self.basin_progress = QProgressBar()
         self.basin_summary = QLabel()
+        self.basin_summary.setTextFormat(Qt.RichText)
         self.basin_summary.setWordWrap(True)
         col.addWidget(self.basin_button)
         col.addWidget(self.basin_progress)
         col.addWidget(self.basin_summary)
         col.addStretch(1)
-        legend = QLabel("Colour = the minimum a start ends at; grey = did not converge; black = diverged. "
-                        "+ marks the known minima.")
+        legend = QLabel("Colour = the known minimum a start ends within tolerance of; grey = anywhere else "
+                        "(still moving, or a local minimum not listed); black = diverged. + marks the known minima.")
         legend.setWordWrap(True)
         col.addWidget(legend)
 
@@ -264,6 +294,7 @@ class ExplorePanel(QWidget):
         if not self._pending_basins:
             return
         i, name, oc, resolution, steps = self._pending_basins.pop(0)
+        self.basin_progress.setFormat(f"{'AB'[i]} ({oc.label or oc.name}): %p%")
         self.basin_jobs[0].start(lambda: iter_basin_map(name, oc, resolution=resolution, steps=steps),
                                  lambda result, i=i: self._show_basins(i, result))
 
@@ -279,12 +310,9 @@ class ExplorePanel(QWidget):
         plot.setTitle(f"{result.optimizer.label or result.optimizer.name}: {len(result.xs)} x {len(result.ys)} "
                       f"starts, {result.steps} steps")
         plot.setRange(xRange=(xs[0], xs[-1]), yRange=(ys[0], ys[-1]), padding=0)
-        sizes = result.basin_sizes()
-        total = result.labels.size
-        text = ", ".join(f"min {k + 1}: {s / total:.0%}" for k, s in enumerate(sizes))
-        text += f", not converged {np.mean(result.labels == -1):.0%}, diverged {np.mean(result.labels == -2):.0%}"
-        self.basin_summary.setText((self.basin_summary.text() + "\n" if i else "")
-                                   + f"{result.optimizer.label}: {text} ({result.elapsed:.1f} s)")
+        line = f"<b>{html.escape(result.optimizer.label or result.optimizer.name)}</b>: {basin_summary_html(result)} " \
+               f"({result.elapsed:.1f} s)"
+        self.basin_summary.setText((self.basin_summary.text() + "<br>" if i else "") + line)
         QTimer.singleShot(0, self._next_basin)
 
     # ---- sweeps ----
@@ -440,8 +468,11 @@ class ExplorePanel(QWidget):
         self.sweep_bar.setLevels((lo, hi))
         self.sweep_image.setRect(QRectF(-0.5, -0.5, len(r.x_values), len(r.y_values)))
         cfg = r.config
-        self.sweep_plot.setLabel("bottom", f"{cfg.x.param} ({'log' if cfg.x.log else 'linear'}) - cell index")
-        self.sweep_plot.setLabel("left", f"{cfg.y.param} ({'log' if cfg.y.log else 'linear'}) - cell index")
+        self.sweep_plot.setLabel("bottom", f"{cfg.x.param} ({'log' if cfg.x.log else 'linear'} axis)")
+        self.sweep_plot.setLabel("left", f"{cfg.y.param} ({'log' if cfg.y.log else 'linear'} axis)")
+        item = self.sweep_plot.getPlotItem()
+        item.getAxis("bottom").setTicks(value_ticks(r.x_values))
+        item.getAxis("left").setTicks(value_ticks(r.y_values))
         self.sweep_plot.setTitle(f"{label}; {cfg.x.param} {r.x_values[0]:.3g}..{r.x_values[-1]:.3g}, "
                                  f"{cfg.y.param} {r.y_values[0]:.3g}..{r.y_values[-1]:.3g}")
         self.sweep_plot.setRange(xRange=(-0.5, len(r.x_values) - 0.5), yRange=(-0.5, len(r.y_values) - 0.5),

@@ -26,6 +26,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QTabWidget, QVBoxLayout, QWidget)
 
 from engine.config import OptimizerConfig
+from engine.diagnostics import DIVERGED as DIVERGED_CODE
+from engine.diagnostics import RUNNING as RUNNING_CODE
 from engine.diagnostics import STATUSES, ConvergenceTracker, results_table, summary_table
 from engine.functions import FUNCTIONS, TestFunction, check_domain
 from engine.glyphs import StepPart, decompose_frames, glyphs_for_frame, has_decomposition, live_params
@@ -744,6 +746,7 @@ class LandscapePanel(QWidget):
 
     def _batch_edited(self) -> None:
         self.batch_size = self.batch_spin.value()
+        self.optimizers.set_on_minibatch(self._is_data_objective() and self.batch_size > 0)
         self._settings_changed()
 
     def _show_batch(self) -> None:
@@ -755,6 +758,7 @@ class LandscapePanel(QWidget):
         self.batch_spin.setEnabled(on)
         if hasattr(self, "run_form"):
             self.run_form.setRowVisible(self.batch_spin, on)
+        self.optimizers.set_on_minibatch(on and self.batch_size > 0)
 
     def _steps_changed(self) -> None:
         self.optimizers.set_total_steps(self.steps_spin.value())
@@ -1109,8 +1113,7 @@ class LandscapePanel(QWidget):
         report = self.tracker.status() if self.tracker is not None else None  # one copy a frame, not one each
         statuses = [self._status_of(j, report) for j in range(len(self.run_configs))]
         text = f"step {last.step}"
-        listed = [f"{cfg.label}: {st[0]} at step {st[1]}" for (i, cfg), st in zip(self.run_configs, statuses)
-                  if st is not None]
+        listed = [f"{cfg.label}: {st}" for (i, cfg), st in zip(self.run_configs, statuses) if st is not None]
         if listed:
             text += " | " + "; ".join(listed)
         self.status_label.setText(text)
@@ -1173,27 +1176,45 @@ class LandscapePanel(QWidget):
             item.setData(head[:, 0], head[:, 1], symbol=symbol(i))
             self._heads_uniform.add(j)
 
-    def _status_of(self, j: int, report: Any = None) -> tuple[str, int] | None:
-        """Optimiser j's status and the step it began, when every one of its trajectories shares it."""
+    def _status_of(self, j: int, report: Any = None) -> str | None:
+        """Optimiser j's status in words, or None while it is simply running.
+
+        One trajectory: "converged at step 412". A cloud: "all 1,000 converged by step 530" when every
+        trajectory shares the status (by the step the last of them reached it), else the counts of those
+        that are not running any more ("412/1,000 converged, 256 diverged"), so a legend never passes the
+        first particle to converge off as the whole cloud.
+        """
         last = self.history.last
         dead = last.diverged_at[j]
-        if (dead >= 0).all():
-            return "diverged", int(dead.min())
-        if self.tracker is None:
+        n = dead.size
+        codes = None
+        if self.tracker is not None:
+            report = self.tracker.status() if report is None else report
+            codes, steps = report.code[j], report.step[j]
+        if codes is None or (dead >= 0).all():
+            if not (dead >= 0).all():
+                return None
+            codes, steps = np.full(n, DIVERGED_CODE), dead
+        if n == 1:
+            return None if codes[0] == RUNNING_CODE else f"{STATUSES[int(codes[0])]} at step {int(steps[0])}"
+        if (codes == codes[0]).all():
+            if codes[0] == RUNNING_CODE:
+                return None
+            return f"all {n:,} {STATUSES[int(codes[0])]} by step {int(steps.max())}"
+        counts = np.bincount(codes.astype(np.int64), minlength=len(STATUSES))
+        ended = [(STATUSES[code], int(c)) for code, c in enumerate(counts) if c and code != RUNNING_CODE]
+        if not ended:
             return None
-        if report is None:
-            report = self.tracker.status()
-        codes = report.code[j]
-        if (codes == codes[0]).all() and STATUSES[int(codes[0])] != "running":
-            return STATUSES[int(codes[0])], int(report.step[j].min())
-        return None
+        parts = [f"{c:,} {name}" for name, c in ended]
+        parts[0] = f"{ended[0][1]:,}/{n:,} {ended[0][0]}"
+        return ", ".join(parts)
 
     def _status_texts(self) -> list[str]:
         out = []
         for j, (i, cfg) in enumerate(self.run_configs):
             status = self._status_of(j)
             if status is not None:
-                out.append(f"{cfg.label}: {status[0]} at step {status[1]}")
+                out.append(f"{cfg.label}: {status}")
         return out
 
     def _update_legend_labels(self, statuses: list | None = None) -> None:
@@ -1203,7 +1224,7 @@ class LandscapePanel(QWidget):
         for j, ((i, cfg), status) in enumerate(zip(self.run_configs, statuses)):
             label = cfg.label
             if status is not None:
-                label += f" ({status[0]} at step {status[1]})"
+                label += f" ({status})"
             if self._legend_texts.get(j) == label:
                 continue
             self._legend_texts[j] = label

@@ -86,6 +86,19 @@ class OptimizerEditor(QWidget):
             lr.setToolTip(lr.param.tooltip() if hasattr(lr, "param") else "")
         self.lr_note.setVisible(absolute)
 
+    def set_on_minibatch(self, on: bool) -> None:
+        """SGD on a mini-batch: the batch itself is the gradient noise, so the synthetic noise field does
+        nothing then (the engine turns it off) and says so."""
+        noise = self.form.widgets.get("noise")
+        if noise is None:
+            return
+        label = self.form.layout().labelForField(noise)
+        for w in (noise, label):
+            if w is not None:
+                w.setEnabled(not on)
+        noise.setToolTip("Ignored while SGD steps on mini-batches: the batch is the noise." if on
+                         else noise.param.tooltip())
+
     def lr_ignored(self) -> bool:
         return self.schedule.sets_absolute_lr()
 
@@ -143,6 +156,7 @@ class OptimizerList(QGroupBox):
         if params:
             editor.form.set_values(params)
             editor._changed()
+        editor.set_on_minibatch(getattr(self, "_on_minibatch", False))
         editor.changed.connect(self.changed)
         editor.invalid.connect(self.invalid)
         self.editors.append(editor)
@@ -185,6 +199,11 @@ class OptimizerList(QGroupBox):
             pix.fill(QColor(colour(i)))
             self.list.item(i).setIcon(QIcon(pix))
         self.list.blockSignals(False)
+
+    def set_on_minibatch(self, on: bool) -> None:
+        self._on_minibatch = on
+        for e in self.editors:
+            e.set_on_minibatch(on)
 
     def set_total_steps(self, steps: int) -> None:
         for e in self.editors:

@@ -1,5 +1,7 @@
 """Clouds of starts in the 2D view: the Run group's controls, heads and fading trails, diverged particles,
 the batch-size control of data-set objectives, and a history that stays bounded however long a cloud runs."""
+import re
+
 import numpy as np
 
 from engine.config import OptimizerConfig
@@ -88,6 +90,20 @@ def test_batch_size_control_is_for_data_set_objectives_only(panel, qtbot):
     assert panel.batch_spin.isHidden() and panel.config().batch_size == 0
 
 
+def test_sgds_synthetic_noise_field_is_off_while_it_steps_on_mini_batches(panel):
+    sgd = panel.optimizers.add("sgd")
+    noise = sgd.form.widgets["noise"]
+    assert noise.isEnabled()
+    panel.function_combo.setCurrentIndex(panel.function_combo.findData("linear_regression"))
+    assert noise.isEnabled(), "full batch: SGD's noise is the synthetic one"
+    panel.batch_spin.setValue(16)
+    assert not noise.isEnabled() and "mini-batches" in noise.toolTip()
+    later = panel.optimizers.add("sgd")
+    assert not later.form.widgets["noise"].isEnabled(), "an SGD added later is told too"
+    panel.function_combo.setCurrentIndex(panel.function_combo.findData("beale"))
+    assert noise.isEnabled()
+
+
 def test_a_cloud_history_stays_bounded(panel):
     from gui.landscape_panel import MAX_TRAIL_TRAJECTORIES, TRAIL_STEPS, RaceHistory
     k, n = 3, 400
@@ -110,3 +126,27 @@ def test_a_cloud_history_stays_bounded(panel):
     assert h.nbytes() - early < whole_cloud / 20
     # the export still has the curves and the first trajectory
     assert h.xy.view.shape == (3000, k, 1, 2) and h.loss.view.shape == (3000, k)
+
+
+def test_a_clouds_legend_counts_its_trajectories_instead_of_naming_the_first_to_converge(panel, qtbot):
+    """GD at a large rate on Rosenbrock: some starts of a random cloud blow up at once, the rest carry on."""
+    cfg = LandscapeConfig(function="rosenbrock", starts=StartsConfig("random", 50), steps=30, seed=2,
+                          optimizers=(OptimizerConfig("gd", {"lr": 0.002}),))
+    panel.set_config(cfg)
+    for _ in range(30):
+        panel.single_step()
+    dead = int((panel.history.last.diverged_at[0] >= 0).sum())
+    assert 0 < dead < 50, "the lesson needs a cloud that partly diverges"
+    text = panel._status_of(0)
+    assert text is not None and "/50 " in text and re.search(rf"\b{dead}(/50)? diverged", text), text
+    legend = [t.text for _, t in panel.legend.items][0]
+    assert legend == f"GD ({text})"
+
+
+def test_a_single_trajectory_still_says_its_status_and_step(panel):
+    cfg = LandscapeConfig(function="rosenbrock", start=(-1.2, 1.0), steps=20,
+                          optimizers=(OptimizerConfig("gd", {"lr": 0.1}),))
+    panel.set_config(cfg)
+    for _ in range(20):
+        panel.single_step()
+    assert panel._status_of(0).startswith("diverged at step ")

@@ -11,8 +11,9 @@ def test_basin_map_of_himmelblau_shows_four_basins(window, qtbot):
     panel.basin_compare.setChecked(False)
     panel.basin_pickers[0].form.set_values({"lr": 0.01})
     panel._basins_clicked()
-    qtbot.waitUntil(lambda: not panel.basin_jobs[0].running and "min 4" in panel.basin_summary.text(),
+    qtbot.waitUntil(lambda: not panel.basin_jobs[0].running and panel.basin_summary.text().count("&#9632;") == 4,
                     timeout=60_000)
+    assert "(3, 2)" in panel.basin_summary.text(), "each colour is keyed to the minimum it stands for"
     image = panel.basin_views[0][1].image
     assert image.shape == (40, 40, 3)
     colours = {tuple(c) for c in image.reshape(-1, 3)}
@@ -90,3 +91,25 @@ def test_a_cancelled_job_whose_step_outlasts_the_wait_is_kept_until_it_ends(wind
     release.set()
     job.shutdown()
     assert job._stopping == []
+
+
+def test_sweep_axes_are_labelled_with_the_swept_values_not_cell_indices(window, qtbot):
+    from gui.explore_panel import value_ticks
+    panel = window.explore
+    panel.axis_widgets["x"][3].setValue(8)
+    panel.axis_widgets["y"][3].setValue(5)
+    panel.sweep_steps.setValue(50)
+    panel._sweep_clicked_button()
+    qtbot.waitUntil(lambda: panel.sweep_result is not None, timeout=60_000)
+    r = panel.sweep_result
+    ticks = panel.sweep_plot.getPlotItem().getAxis("bottom")._tickLevels[0]
+    assert ticks[0] == (0.0, f"{r.x_values[0]:.3g}") and ticks[-1] == (7.0, f"{r.x_values[-1]:.3g}")
+    assert "cell index" not in panel.sweep_plot.getPlotItem().getAxis("bottom").labelText
+    assert [pos for pos, _ in value_ticks(np.arange(64.0))[0]] == [0, 13, 25, 38, 50, 63]
+
+
+def test_a_small_share_is_never_rounded_to_nothing():
+    from gui.explore_panel import share_text
+    assert share_text(0, 40_000) == "0%" and share_text(40_000, 40_000) == "100%"
+    assert share_text(120, 40_000) == "0.3% (120 starts)" and share_text(3, 40_000) == "3 starts"
+    assert share_text(10_400, 40_000) == "26%"
