@@ -44,9 +44,13 @@ def distance_to_nearest_minimum(xy: np.ndarray, minima: Sequence[Sequence[float]
     xy = np.asarray(xy, dtype=np.float64)
     if not minima:
         return np.full(xy.shape[:-1], np.nan)
-    mins = np.asarray(minima, dtype=np.float64).reshape(-1, 2)
-    d = np.linalg.norm(xy[..., None, :] - mins, axis=-1)
-    return d.min(axis=-1)
+    # One minimum at a time: no (..., M, 2) temporary, which for a cloud of 100,000 starts is tens of MB a frame.
+    x, y = xy[..., 0], xy[..., 1]
+    best = None
+    for mx, my in np.asarray(minima, dtype=np.float64).reshape(-1, 2):
+        d2 = (x - mx) ** 2 + (y - my) ** 2
+        best = d2 if best is None else np.fmin(best, d2)
+    return np.sqrt(best)
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,8 @@ class ConvergenceTracker:
         if xy.shape[:2] != (self.k, self.n):
             raise ValueError(f"frame has shape {xy.shape[:2]}, tracker expects {(self.k, self.n)}")
         dead = np.asarray(frame.diverged_at) >= 0
-        gnorm = np.linalg.norm(np.asarray(frame.grad, dtype=np.float64), axis=-1)
+        grad = np.asarray(frame.grad, dtype=np.float64)
+        gnorm = np.sqrt(grad[..., 0] ** 2 + grad[..., 1] ** 2)  # as np.linalg.norm, without its temporaries
 
         with np.errstate(invalid="ignore"):
             small_grad = gnorm < self.grad_tol  # NaN (diverged) compares False
@@ -180,15 +185,26 @@ class ConvergenceTracker:
         with np.errstate(invalid="ignore", divide="ignore"):
             bouncing = self._cross <= -self.coherence * self._square
         flipping = (self._flip_count >= self._flips_needed) & bouncing  # (K, N, 2): per axis
-        # When it began: the first flip still in the window, on an axis that qualifies.
-        slot_steps = np.where(self._flips, self._flip_steps[:, None, None, None], np.iinfo(np.int64).max)
-        first_flip = np.where(flipping, slot_steps.min(axis=0), np.iinfo(np.int64).max).min(axis=-1)
+        first_flip = self._first_flips(flipping)
 
         self._classify(step, dead, np.asarray(frame.diverged_at), flipping.any(axis=-1), first_flip)
         self._prev_xy, self._prev_loss, self.last_step = xy, loss, step
 
+    def _first_flips(self, flipping: np.ndarray) -> np.ndarray:
+        """(K, N): when each oscillation began, the first flip still in the window on an axis that qualifies
+        (the int64 maximum where none does). Only the qualifying axes are looked at: usually a few, and the
+        whole window of a big cloud would be a (window, K, N, 2) temporary every frame."""
+        never = np.iinfo(np.int64).max
+        first = np.full(flipping.shape[:2], never, dtype=np.int64)
+        ks, ns, axes = np.nonzero(flipping)
+        if ks.size:
+            slots = self._flips[:, ks, ns, axes]  # (window, P)
+            steps = np.where(slots, self._flip_steps[:, None], never).min(axis=0)
+            np.minimum.at(first, (ks, ns), steps)
+        return first
+
     def _record_flips(self, delta: np.ndarray, step: int) -> None:
-        length = np.linalg.norm(delta, axis=-1, keepdims=True)
+        length = np.sqrt(delta[..., 0] ** 2 + delta[..., 1] ** 2)[..., None]  # np.linalg.norm, fewer temporaries
         significant = (np.abs(delta) >= self.flip_share * length) & (length > 0)
         flip = (np.sign(delta) * np.sign(self._prev_delta) < 0) & significant
         self._flip_count -= self._flips[self._ring]
@@ -197,8 +213,13 @@ class ConvergenceTracker:
         self._flip_steps[self._ring] = step
         self._ring = (self._ring + 1) % self.window
         decay = 1.0 - 1.0 / (2 * self.window)
-        self._cross = decay * self._cross + (1 - decay) * delta * self._prev_delta
-        self._square = decay * self._square + (1 - decay) * delta * delta
+        # In place, in the same order of operations as decay * s + (1 - decay) * d * p: a big cloud's
+        # (K, N, 2) arrays are tens of MB, and this runs every step.
+        for total, other in ((self._cross, self._prev_delta), (self._square, delta)):
+            term = (1 - decay) * delta
+            term *= other
+            total *= decay
+            total += term
 
     def _classify(self, step: int, dead: np.ndarray, diverged_at: np.ndarray, oscillating: np.ndarray,
                   first_flip: np.ndarray) -> None:
@@ -272,25 +293,29 @@ def results_table(tracker: ConvergenceTracker, last_frame: Any, labels: Sequence
     return rows
 
 
-def summary_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def summary_table(tracker: ConvergenceTracker, last_frame: Any, labels: Sequence[str],
+                  elapsed: float | Sequence[float] | None = None) -> list[dict[str, Any]]:
     """Per optimiser, for clouds of starts: status counts, median steps to tolerance (of those that
-    reached it), median and best final loss, gradient evaluations and wall time."""
-    out: dict[int, dict[str, Any]] = {}
-    for row in rows:
-        agg = out.setdefault(row["index"], {"optimizer": row["optimizer"], "index": row["index"], "trajectories": 0,
-                                            **{s: 0 for s in STATUSES}, "_steps": [], "_loss": [],
-                                            "grad_evals": row["grad_evals"], "wall_time": row["wall_time"]})
-        agg["trajectories"] += 1
-        agg[row["status"]] += 1
-        if row["steps_to_tolerance"] is not None:
-            agg["_steps"].append(row["steps_to_tolerance"])
-        if math.isfinite(row["final_loss"]):
-            agg["_loss"].append(row["final_loss"])
-    result = []
-    for agg in out.values():
-        steps, losses = agg.pop("_steps"), agg.pop("_loss")
-        agg["median_steps_to_tolerance"] = float(np.median(steps)) if steps else None
-        agg["median_final_loss"] = float(np.median(losses)) if losses else None
-        agg["best_final_loss"] = float(np.min(losses)) if losses else None
-        result.append(agg)
-    return result
+    reached it), median and best final loss, gradient evaluations and wall time.
+
+    Computed on the tracker's arrays, not from ``results_table``'s rows: a cloud of 100,000 starts per
+    optimiser makes hundreds of thousands of rows, and the window refreshes its table ten times a second.
+    """
+    if len(labels) != tracker.k:
+        raise ValueError(f"expected {tracker.k} labels, got {len(labels)}")
+    wall = _per_optimizer(elapsed, tracker.k, getattr(last_frame, "elapsed", 0.0))
+    evals = np.asarray(last_frame.evals)
+    out = []
+    for i, label in enumerate(labels):
+        counts = np.bincount(tracker.code[i].astype(np.int64), minlength=len(STATUSES))
+        steps = tracker.steps_to_tolerance[i]
+        steps = steps[steps >= 0]
+        losses = tracker.last_loss[i]
+        losses = losses[np.isfinite(losses)]
+        out.append({"optimizer": label, "index": i, "trajectories": tracker.n,
+                    **{name: int(counts[j]) for j, name in enumerate(STATUSES)},
+                    "grad_evals": int(evals[i]), "wall_time": wall[i],
+                    "median_steps_to_tolerance": float(np.median(steps)) if steps.size else None,
+                    "median_final_loss": float(np.median(losses)) if losses.size else None,
+                    "best_final_loss": float(np.min(losses)) if losses.size else None})
+    return out

@@ -12,6 +12,7 @@ playing, and at once after a single step or a pause.
 """
 from __future__ import annotations
 
+import functools
 import html
 import math
 import time
@@ -125,6 +126,16 @@ def contour_paths(levels_img: np.ndarray, xs: np.ndarray, ys: np.ndarray,
         cx[hit] = np.nan
         cy[hit] = np.nan
     return cx, cy
+
+
+MAX_DRAWN_HEADS = 10_000  # per optimiser: a scatter of more points costs more than a frame and shows no more
+
+
+@functools.lru_cache(maxsize=4)
+def drawn_subset(n: int) -> np.ndarray:
+    """Which of n trajectories the map draws a head for: MAX_DRAWN_HEADS of them, evenly spread over the
+    start order (a grid's rows, a disc's rings), the first and the last included."""
+    return np.unique(np.linspace(0, n - 1, MAX_DRAWN_HEADS).round().astype(np.int64))
 
 
 def move_spots(item: pg.ScatterPlotItem, x: np.ndarray, y: np.ndarray) -> None:
@@ -251,8 +262,9 @@ class LandscapePanel(QWidget):
         self.starts_count = QSpinBox()
         self.starts_count.setRange(1, 100_000)
         self.starts_count.setValue(100)
-        self.starts_count.setToolTip("Number of starts in the cloud (1 to 100,000). Optimisers that couple "
-                                     "coordinates (L-BFGS) run a single start only.")
+        self.starts_count.setToolTip("Number of starts in the cloud (1 to 100,000). Every one is stepped and "
+                                     f"counted; the map draws {MAX_DRAWN_HEADS:,} of them per optimiser, evenly "
+                                     "spread. Optimisers that couple coordinates (L-BFGS) run a single start only.")
         self.starts_radius = QDoubleSpinBox()
         self.starts_radius.setDecimals(4)
         self.starts_radius.setRange(1e-4, 1e6)
@@ -1166,6 +1178,9 @@ class LandscapePanel(QWidget):
     def _draw_heads(self, j: int, i: int, last: LandscapeFrame) -> None:
         head = last.xy[j]
         dead = last.diverged_at[j] >= 0
+        if len(head) > MAX_DRAWN_HEADS:  # the engine steps them all; the map shows an even sample of them
+            shown = drawn_subset(len(head))
+            head, dead = head[shown], dead[shown]
         item = self.heads[j]
         if dead.any():
             item.setData(head[:, 0], head[:, 1], symbol=np.where(dead, DIVERGED_SYMBOL, symbol(i)).tolist())
@@ -1270,13 +1285,12 @@ class LandscapePanel(QWidget):
 
     def _update_results(self) -> None:
         labels = [cfg.label or cfg.name for _, cfg in self.run_configs]
-        rows = results_table(self.tracker, self.history.last, labels)
         colours = [colour(i) for i, _ in self.run_configs]
         colours_by_j = colours if colours else list(PALETTE)
         if self.history.n > 1:
-            self.results.set_rows(summary_table(rows), colours_by_j, summary=True)
+            self.results.set_rows(summary_table(self.tracker, self.history.last, labels), colours_by_j, summary=True)
         else:
-            self.results.set_rows(rows, colours_by_j)
+            self.results.set_rows(results_table(self.tracker, self.history.last, labels), colours_by_j)
 
     def shutdown(self) -> None:
         self.timer.stop()

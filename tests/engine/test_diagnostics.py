@@ -173,7 +173,7 @@ def test_results_table_and_summary():
         results_table(tracker, last, ["only one"])
 
     tracker, last, _ = track("quadratic", [("gd", {"lr": 0.1})], 300, starts=StartsConfig("disc", 8, 0.5))
-    (summary,) = summary_table(results_table(tracker, last, ["GD"]))
+    (summary,) = summary_table(tracker, last, ["GD"])
     assert summary["trajectories"] == 8 and summary["converged"] == 8
     assert summary["median_steps_to_tolerance"] is not None and summary["best_final_loss"] < 1e-8
     assert set(STATUSES) <= set(summary)
@@ -197,3 +197,21 @@ def test_custom_functions_have_unknown_minima():
                           optimizers=(OptimizerConfig("gd"),))
     assert ConvergenceTracker.for_run(cfg).minima is None
     assert ConvergenceTracker.for_run(LandscapeConfig(function="saddle")).minima == ()
+
+
+def test_the_cloud_summary_agrees_with_the_per_trajectory_rows():
+    opts = [("gd", {"lr": 0.1}), ("momentum", {"lr": 0.02}), ("gd", {"lr": 0.3})]
+    tracker, last, _ = track("rosenbrock", opts, 200, starts=StartsConfig("random", 40))
+    rows = results_table(tracker, last, ["a", "b", "c"])
+    for summary in summary_table(tracker, last, ["a", "b", "c"]):
+        mine = [r for r in rows if r["index"] == summary["index"]]
+        assert summary["trajectories"] == len(mine) == 40
+        for status in STATUSES:
+            assert summary[status] == sum(r["status"] == status for r in mine), status
+        losses = [r["final_loss"] for r in mine if math.isfinite(r["final_loss"])]
+        steps = [r["steps_to_tolerance"] for r in mine if r["steps_to_tolerance"] is not None]
+        assert summary["best_final_loss"] == (min(losses) if losses else None)
+        assert summary["median_final_loss"] == (float(np.median(losses)) if losses else None)
+        assert summary["median_steps_to_tolerance"] == (float(np.median(steps)) if steps else None)
+        assert summary["grad_evals"] == mine[0]["grad_evals"] and summary["wall_time"] == mine[0]["wall_time"]
+    assert sum(s["diverged"] for s in summary_table(tracker, last, ["a", "b", "c"])) > 0, "a mixed cloud"
