@@ -83,6 +83,19 @@ def _fmt(v: Any) -> Any:
     return v
 
 
+def _batching_line(cfg) -> str:
+    """How the optimisers of a validated race step: a line to print, empty for full batch."""
+    from .landscape import resolve_function
+    from .minibatch import FULL_BATCH_OPTIMIZERS, data_objective_of
+
+    if not cfg.batch_size:
+        return ""
+    n = data_objective_of(resolve_function(cfg)).resolve(cfg.function_params)["n_points"]
+    full = sorted({o.label for o in cfg.optimizers if o.name in FULL_BATCH_OPTIMIZERS})
+    return (f"mini-batches of {cfg.batch_size} of the {n} points (seed {cfg.seed})"
+            + (f"; full batch: {', '.join(full)}" if full else ""))
+
+
 def run_landscape_cmd(args) -> int:
     from .landscape import LandscapeConfig, StartsConfig, run_landscape
     from .optimizers import OPTIMIZERS
@@ -106,8 +119,10 @@ def run_landscape_cmd(args) -> int:
         start = (sx, sy)
     cfg = LandscapeConfig(function=args.function, function_params=fparams, custom_expression=args.expression or "",
                           start=start, starts=StartsConfig(args.starts, args.count, args.radius),
-                          steps=args.steps, seed=args.seed, optimizers=tuple(optimizers))
+                          steps=args.steps, seed=args.seed, optimizers=tuple(optimizers),
+                          batch_size=args.batch_size or 0)
     cfg.validate()
+    batching = _batching_line(cfg)
     out = Path(args.out)
     labels = [o.label for o in cfg.optimizers]
     started = time.perf_counter()
@@ -132,14 +147,40 @@ def run_landscape_cmd(args) -> int:
         d = last.diverged_at[i]
         status = f"diverged at step {int(d.min())}" if (d >= 0).all() else f"final loss {float(last.loss[i].mean()):.6g}"
         print(f"{label}: {status}")
+    if batching:
+        print(batching)
     print(f"wrote {out / 'trajectories.csv'}")
     return 0
 
 
+def _loss(v: float) -> str:
+    """A loss for people to read: 4 significant digits, any size (CSV files keep the exact value)."""
+    return f"{v:.4g}"
+
+
+def _summary_line(s) -> str:
+    """The printed result of one MNIST run (``s``: a RunSummary)."""
+    if s.best_acc_eval < 0 and not math.isfinite(s.best_val_acc):
+        msg = "no evaluation"
+    else:
+        msg = f"best val acc {s.best_val_acc:.2%} at epoch {s.best_epoch:.2f}"
+        if math.isfinite(s.best_val_loss):
+            msg += f", lowest val loss {_loss(s.best_val_loss)} at epoch {s.best_loss_epoch:.2f}"
+    if s.test_acc is not None:
+        msg += f", test acc {s.test_acc:.2%}"
+    if s.stopped_early:
+        msg += ", stopped early"
+    if s.restored_best:
+        msg += f" (weights of the lowest val loss restored, epoch {s.best_loss_epoch:.2f})"
+    if s.diverged:
+        msg += f", diverged at step {s.diverged_at}"
+    return msg
+
+
 def run_mnist_cmd(args) -> int:
     from .lr_range import LRRangeConfig, RangeResult
-    from .training import EvalPoint, RunSummary, TrainConfig
-    from .training_process import Job, JobFailed, RangeBlock, StepBlock, run_jobs_inline
+    from .training import EvalPoint, RunSummary, TrainConfig, check_schedule
+    from .training_process import DataCache, Job, JobFailed, RangeBlock, StepBlock, run_jobs_inline
 
     dropout_values: tuple[float, ...] = ()
     if args.dropout:
@@ -163,28 +204,43 @@ def run_mnist_cmd(args) -> int:
                           early_stopping=args.patience, eval_every=args.eval_every, augment=args.augment,
                           seed=args.seed, dropout_per_layer=dropout_values if len(dropout_values) > 1 else (),
                           label=text if len(args.optimizer or []) > 1 else "")
-        cfg.validate()
+        try:
+            cfg.validate()
+        except ConfigError as exc:
+            if exc.field.startswith("dropout_per_layer"):  # the flag's name, not the config's
+                raise ConfigError("dropout" + exc.field[len("dropout_per_layer"):], exc.problem) from None
+            raise
         configs.append(cfg)
+    several = len(configs) > 1
+    # The data once (shared with the runs), so that a schedule that does not fit a run is refused before any
+    # run starts rather than when it does.
+    cache = DataCache()
+    if not args.lr_range:
+        for k, cfg in enumerate(configs):
+            try:
+                check_schedule(cfg, len(cache.get(cfg).x_train))
+            except ConfigError as exc:
+                raise ConfigError(f"optimizer {args.optimizer[k]} {exc.field}" if several else exc.field,
+                                  exc.problem) from None
     out = Path(args.out)
     started = time.perf_counter()
     if args.lr_range:
         rcfg = LRRangeConfig(args.lr_start, args.lr_end, args.lr_steps).validate()
         rows, result = [], None
-        for _, item in run_jobs_inline([Job(configs[0], "lr_range", rcfg)]):
+        for _, item in run_jobs_inline([Job(configs[0], "lr_range", rcfg)], cache=cache):
             if isinstance(item, RangeBlock):
                 rows += [[int(s), float(lr), float(loss), float(sm)]
                          for s, lr, loss, sm in zip(item.step, item.lr, item.loss, item.smoothed)]
             elif isinstance(item, RangeResult):
                 result = item
             elif isinstance(item, JobFailed):
-                raise ConfigError(item.field or "lr range", item.message)
+                raise _job_error(item, "lr range")
         _write_csv(out / "lr_range.csv", ["step", "lr", "loss", "smoothed_loss"], rows)
         print(f"suggested learning rate {result.suggested_lr:.3g} (rate at the minimum / 10: {result.min_over_10:.3g}); "
               f"{result.reason}")
         print(f"wrote {out / 'lr_range.csv'}")
         return 0
 
-    several = len(configs) > 1
     steps, layers, evals, summaries = [], [], [], {}
     failures = []
 
@@ -201,37 +257,41 @@ def run_mnist_cmd(args) -> int:
                                              float(item.layer_weight[row, j]), float(item.update_ratio[row, j])])
             elif isinstance(item, EvalPoint):
                 evals.append(pre + [item.step, item.epoch, item.train_loss, item.train_acc, item.val_loss,
-                                    item.val_acc, item.train_loss_dropout, item.patience_count, item.lr])
+                                    item.val_acc, item.train_loss_dropout, item.patience_count, item.lr,
+                                    item.batch_loss_mean])
                 if not several:
                     _progress(int(math.ceil(item.epoch)), configs[0].epochs, started,
-                              f"val acc {item.val_acc:.1%} val loss {item.val_loss:.4f}")
+                              f"val acc {item.val_acc:.1%} val loss {_loss(item.val_loss)}")
             elif isinstance(item, RunSummary):
                 summaries[k] = item
             elif isinstance(item, JobFailed):
-                failures.append(f"{run}: {item.message}")
+                failures.append((run, item))
 
-    run_jobs_inline([Job(c) for c in configs], on_items=take)
+    run_jobs_inline([Job(c) for c in configs], on_items=take, cache=cache)
+    if len(failures) == 1 and not several:
+        raise _job_error(failures[0][1], "mnist")
     if failures:
-        raise ConfigError("mnist", "; ".join(failures))
+        raise ConfigError("mnist", "; ".join(f"{run}: {item.message}" for run, item in failures))
     head = ["run"] if several else []
     _write_csv(out / "steps.csv", head + ["step", "epoch", "loss", "lr", "grad_norm"], steps)
     _write_csv(out / "layers.csv", head + ["step", "layer", "grad_norm", "weight_norm", "update_ratio"], layers)
     _write_csv(out / "evals.csv", head + ["step", "epoch", "train_loss", "train_acc", "val_loss", "val_acc",
-                                          "train_loss_dropout", "patience_count", "lr"], evals)
+                                          "train_loss_dropout", "patience_count", "lr", "batch_loss_mean"], evals)
     runs = [{"training": c.to_dict(), "summary": summaries[k].__dict__} for k, c in enumerate(configs)]
     (out / "summary.json").write_text(json.dumps(runs[0] if not several else {"runs": runs}, indent=2, default=str))
     for k, cfg in enumerate(configs):
-        s = summaries[k]
-        msg = f"best val acc {s.best_val_acc:.2%} at epoch {s.best_epoch:.2f}"
-        if s.test_acc is not None:
-            msg += f", test acc {s.test_acc:.2%}"
-        if s.stopped_early:
-            msg += ", stopped early (best weights restored)"
-        if s.diverged:
-            msg += f", diverged at step {s.diverged_at}"
+        msg = _summary_line(summaries[k])
         print(f"{cfg.display_label}: {msg}" if several else msg)
     print(f"wrote {out / 'steps.csv'}, {out / 'layers.csv'} and {out / 'evals.csv'}")
     return 0
+
+
+def _job_error(item, what: str) -> ConfigError:
+    """A failed job's error as the ConfigError it was (the field named once, not inside the message)."""
+    prefix = f"{item.field}: "
+    if item.field and item.message.startswith(prefix):
+        return ConfigError(item.field, item.message[len(prefix):])
+    return ConfigError(item.field or what, item.message)
 
 
 def list_cmd(args) -> int:
@@ -274,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     land.add_argument("--starts", default="point", choices=["point", "grid", "disc", "random"])
     land.add_argument("--count", type=int, default=1, help="number of start points in a cloud")
     land.add_argument("--radius", type=float, default=0.5, help="disc radius for --starts disc")
+    land.add_argument("--batch-size", type=int, default=0,
+                      help="data-set objectives (linear_regression, logistic_regression): SGD and the others step "
+                           "on seeded mini-batches of N points (GD and L-BFGS stay full batch); 0: full batch")
     common(land)
     land.set_defaults(func=run_landscape_cmd)
 

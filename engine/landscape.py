@@ -105,9 +105,13 @@ class LandscapeConfig:
         resolve_params(fn.params, self.function_params, f"function {fn.name}")
         if not 0 <= self.batch_size <= 1_000_000:
             raise ConfigError("batch_size", f"must be between 0 (full batch) and 1,000,000, got {self.batch_size}")
-        if self.batch_size and data_objective_of(fn) is None:
+        data = data_objective_of(fn)
+        if self.batch_size and data is None:
             raise ConfigError("batch_size", f"{fn.label} is not a mean over a data set, so it has no mini-batches; "
                               "use 0 or a data-set objective")
+        if self.batch_size and self.batch_size > (n := data.resolve(self.function_params)["n_points"]):
+            raise ConfigError("batch_size", f"{self.batch_size} is larger than the data set's {n} points "
+                                            f"(n_points); give at most {n}, or 0 for full batch")
         for i, opt in enumerate(self.optimizers):
             spec = OPTIMIZERS.get(opt.name)
             spec.resolve(opt.params)

@@ -403,8 +403,10 @@ def _optimizer_label(name: str) -> str:
 # ---- MNIST ----------------------------------------------------------------------------------------------
 
 STEPS_HEADER = ["run", "step", "epoch", "loss", "lr", "grad_norm"]
+# train_loss: eval mode; train_loss_dropout: train mode, same digits and weights; batch_loss_mean: the mean of the
+# mini-batch losses since the previous evaluation (see engine.training.EvalPoint).
 EVALS_HEADER = ["run", "step", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "train_loss_dropout",
-                "patience_count", "lr"]
+                "patience_count", "lr", "batch_loss_mean"]
 # RunSummary fields that depend on the clock, not on the run: left out of files that must repeat exactly.
 CLOCK_FIELDS = {"wall_time", "elapsed"}
 
@@ -510,7 +512,7 @@ class MnistStream:
             trace.evals.append(r)
             if self.evals_sink:
                 self.evals_sink.write((trace.label, r.step, r.epoch, r.train_loss, r.train_acc, r.val_loss,
-                                       r.val_acc, r.train_loss_dropout, r.patience_count, r.lr))
+                                       r.val_acc, r.train_loss_dropout, r.patience_count, r.lr, r.batch_loss_mean))
         elif _is(r, "RunSummary"):
             trace.summary = r
 

@@ -10,6 +10,12 @@ Runs are independent of one another even when their generators are interleaved i
 each run draws its dropout masks from its own random stream (seeded by ``seed``), its batches from
 its own generator, and puts the caller's global random state back between steps. Runs that share
 a seed start from the same weights, see the same batches and the same dropout masks.
+
+At each evaluation the training sample is scored twice with the same weights: in eval mode (dropout
+off) and in train mode (dropout on, masks from a stream of the run's own that the training steps never
+see), so the difference between the two is what dropout alone does to the loss. The mean of the
+mini-batch losses since the previous evaluation is kept beside them (``batch_loss_mean``): it mixes
+weights from the whole stretch and is not comparable with either.
 """
 from __future__ import annotations
 
@@ -131,7 +137,12 @@ class TrainConfig:
         resolve_params(spec.params, self.dataset_params, f"dataset {self.dataset}")
         model = _quiet_build(self.model, self.model_params)  # validates the model's settings
         _check_dropouts(model, self.dropout_per_layer)
-        OPTIMIZERS.get(self.optimizer.name).resolve(self.optimizer.params)
+        opt_spec = OPTIMIZERS.get(self.optimizer.name)
+        if _needs_closure(opt_spec.torch_class):
+            raise ConfigError(f"optimizer {self.optimizer.name}",
+                              f"{opt_spec.label} needs a closure and full-batch steps; the MNIST studio trains on "
+                              "mini-batches — choose another optimiser")
+        opt_spec.resolve(self.optimizer.params)
         SCHEDULES.get(self.optimizer.schedule.name)
 
     @property
@@ -140,6 +151,16 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+
+def _needs_closure(torch_class: type) -> bool:
+    """Whether ``torch_class.step`` must be given a closure (L-BFGS re-evaluates the loss itself)."""
+    import inspect
+    try:
+        closure = inspect.signature(torch_class.step).parameters.get("closure")
+    except (TypeError, ValueError):
+        return False
+    return closure is not None and closure.default is inspect.Parameter.empty
 
 
 def _quiet_build(name: str, params: Mapping[str, Any] | None) -> nn.Module:
@@ -157,11 +178,19 @@ def _check_dropouts(model: nn.Module, values: tuple[float, ...]) -> None:
         return
     layers = _dropout_layers(model)
     if len(values) != len(layers):
-        raise ConfigError("dropout_per_layer", f"the model has {len(layers)} dropout layer(s), "
-                                               f"got {len(values)} value(s)")
+        raise ConfigError("dropout_per_layer", f"{dropout_count_problem(len(layers))}; got {len(values)}")
     for i, p in enumerate(values):
         if not (math.isfinite(p) and 0.0 <= p <= MAX_DROPOUT):
             raise ConfigError(f"dropout_per_layer[{i}]", f"must be between 0 and {MAX_DROPOUT:g}, got {p:g}")
+
+
+def dropout_count_problem(have: int) -> str:
+    """What to give for a model with ``have`` dropout layers, in words (for messages that refuse a list)."""
+    if have == 0:
+        return "the model has no dropout layer: leave dropout empty"
+    if have == 1:
+        return "the model has 1 dropout layer: give one value"
+    return f"the model has {have} dropout layers: give one value for all, or {have} values (one per layer)"
 
 
 def dropout_layer_count(model_name: str, model_params: Mapping[str, Any] | None = None) -> int:
@@ -196,12 +225,17 @@ class EvalPoint:
     train_acc: float
     val_loss: float
     val_acc: float
-    train_loss_dropout: float  # mean train-mode mini-batch loss since the last evaluation
-    best_step: int
+    # Train mode (dropout on) on the same sample with the same weights as ``train_loss``: the like-for-like
+    # train-mode loss; with no dropout (and no batch-norm) it equals ``train_loss`` exactly.
+    train_loss_dropout: float
+    best_step: int  # step of the lowest validation loss so far
     best_val_loss: float
-    patience_count: int  # evaluations since the best one
+    patience_count: int  # evaluations since the lowest validation loss
     lr: float
     confidences: np.ndarray  # max softmax probability per validation digit (for the confidence histogram)
+    # Mean train-mode mini-batch loss over the steps since the previous evaluation (augmented batches,
+    # weights changing as it goes): the usual running training loss, not comparable with ``train_loss``.
+    batch_loss_mean: float = math.nan
 
     @property
     def gap(self) -> float:
@@ -210,11 +244,15 @@ class EvalPoint:
 
 @dataclass(frozen=True)
 class RunSummary:
+    """The end of a run. "Best" accuracy and loss are taken at their own evaluations: ``best_val_acc`` and
+    ``best_epoch`` at the highest validation accuracy, ``best_val_loss``, ``best_step``, ``best_loss_epoch`` and
+    ``best_eval`` at the lowest validation loss (the weights early stopping restores)."""
+
     steps: int
-    best_val_acc: float
-    best_val_loss: float
-    best_epoch: float
-    best_step: int
+    best_val_acc: float  # highest validation accuracy of any evaluation
+    best_val_loss: float  # lowest validation loss of any evaluation
+    best_epoch: float  # epoch of the highest validation accuracy (the first, on a tie)
+    best_step: int  # step of the lowest validation loss
     final_train_loss: float
     final_val_loss: float
     test_acc: float | None
@@ -225,7 +263,10 @@ class RunSummary:
     diverged_at: int = -1  # step whose loss or gradient was not finite; -1: never
     final_train_acc: float = math.nan
     final_val_acc: float = math.nan
-    best_eval: int = -1  # index of the best evaluation among the run's EvalPoints
+    best_eval: int = -1  # index of the lowest-validation-loss evaluation among the run's EvalPoints
+    best_loss_epoch: float = math.nan  # epoch of the lowest validation loss
+    best_acc_step: int = -1  # step of the highest validation accuracy
+    best_acc_eval: int = -1  # index of the highest-validation-accuracy evaluation
 
     @property
     def diverged(self) -> bool:
@@ -290,10 +331,15 @@ def build_model(cfg: TrainConfig) -> nn.Module:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module, batch: int = 2048,
-             confidences: bool = True) -> tuple[float, float, np.ndarray]:
-    """(mean loss, accuracy, max-softmax confidences) in eval mode (confidences empty when not asked for)."""
+             confidences: bool = True, train_mode: bool = False) -> tuple[float, float, np.ndarray]:
+    """(mean loss, accuracy, max-softmax confidences) in eval mode (confidences empty when not asked for).
+
+    ``train_mode``: the same in train mode (dropout on, masks from torch's global generator), leaving the
+    model's buffers (batch-norm running statistics) as they were.
+    """
     was_training = model.training
-    model.eval()
+    model.train(train_mode)
+    saved = [(b, b.clone()) for b in model.buffers()] if train_mode else []
     total, correct, conf = 0.0, 0, []
     for i in range(0, len(x), batch):
         logits = model(x[i:i + batch])
@@ -301,6 +347,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Mod
         correct += int((logits.argmax(1) == y[i:i + batch]).sum())
         if confidences:
             conf.append(torch.softmax(logits, 1).amax(1).numpy())
+    for b, copy_ in saved:
+        b.copy_(copy_)
     model.train(was_training)
     n = max(len(x), 1)
     return total / n, correct / n, np.concatenate(conf) if conf else np.zeros(0)
@@ -337,9 +385,9 @@ class _OwnRandom:
     dropout masks would depend on what ran beside it. The caller's state is put back afterwards.
     """
 
-    def __init__(self, seed: int, needed: bool):
+    def __init__(self, seed: int, needed: bool, stream: int = 17):
         self.needed = needed
-        self.state = torch.Generator().manual_seed(seed * 7919 + 17).get_state() if needed else None
+        self.state = torch.Generator().manual_seed(seed * 7919 + stream).get_state() if needed else None
         self.outer: torch.Tensor | None = None
 
     def __enter__(self) -> None:
@@ -357,6 +405,15 @@ def steps_per_epoch(cfg: TrainConfig, n_train: int) -> tuple[int, int]:
     """(batch size used, steps per epoch) for ``n_train`` training digits (GD takes them all at once)."""
     batch = n_train if cfg.optimizer.name == "gd" else min(cfg.batch_size, n_train)
     return batch, math.ceil(n_train / batch)
+
+
+def check_schedule(cfg: TrainConfig, n_train: int) -> None:
+    """Build the run's schedule on a throwaway optimiser, as the run will with ``n_train`` training digits, so
+    that settings which only fail together (a warmup longer than the run) are refused before it starts.
+    Raises ``ConfigError`` naming ``schedule.<setting>``."""
+    _, per_epoch = steps_per_epoch(cfg, max(n_train, 1))
+    opt = OPTIMIZERS.get(cfg.optimizer.name).build([torch.zeros(2, requires_grad=True)], cfg.optimizer.params)
+    make_schedule(opt, cfg.optimizer.schedule, cfg.epochs * per_epoch)
 
 
 def run_training(cfg: TrainConfig, data: PreparedData | None = None, model: nn.Module | None = None
@@ -386,7 +443,9 @@ def run_training(cfg: TrainConfig, data: PreparedData | None = None, model: nn.M
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     gen = torch.Generator().manual_seed(cfg.seed)
     aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
-    rng = _OwnRandom(cfg.seed, any(m.p > 0 for m in _dropout_layers(model)))
+    has_dropout = any(m.p > 0 for m in _dropout_layers(model))
+    rng = _OwnRandom(cfg.seed, has_dropout)
+    eval_rng = _OwnRandom(cfg.seed, has_dropout, stream=29)  # train-mode evaluations: never the steps' masks
     params = [p for p in model.parameters() if p.requires_grad]
     named = [(name, p) for name, p in model.named_parameters() if p.dim() > 1]
     names = tuple(name.rsplit(".", 1)[0] for name, _ in named)
@@ -397,7 +456,8 @@ def run_training(cfg: TrainConfig, data: PreparedData | None = None, model: nn.M
     x_eval_train, y_eval_train = data.x_train[:n_eval_train], data.y_train[:n_eval_train]
     stats_every = layer_stats_interval(cfg, per_epoch)
 
-    best = (math.inf, -1, 0.0, 0.0, -1)  # val loss, step, epoch, val acc, evaluation index
+    best = (math.inf, -1, math.nan, -1)  # lowest val loss, its step, epoch, evaluation index
+    best_acc = (-math.inf, -1, math.nan, -1)  # highest val acc, its step, epoch, evaluation index
     best_state: dict[str, torch.Tensor] | None = None
     best_eval: EvalPoint | None = None
     last_eval: EvalPoint | None = None
@@ -457,10 +517,15 @@ def run_training(cfg: TrainConfig, data: PreparedData | None = None, model: nn.M
 
             if step % eval_every == 0 or step == total_steps:
                 tr_loss, tr_acc, _ = evaluate(model, x_eval_train, y_eval_train, loss_fn, confidences=False)
+                with eval_rng:
+                    tr_loss_on, _, _ = evaluate(model, x_eval_train, y_eval_train, loss_fn, confidences=False,
+                                                train_mode=True)
                 va_loss, va_acc, conf = evaluate(model, data.x_val, data.y_val, loss_fn)
+                if va_acc > best_acc[0]:
+                    best_acc = (va_acc, step, epoch_done, n_evals)
                 improved = va_loss < best[0]
                 if improved:
-                    best = (va_loss, step, epoch_done, va_acc, n_evals)
+                    best = (va_loss, step, epoch_done, n_evals)
                     since_best = 0
                     if cfg.early_stopping:
                         best_state = copy.deepcopy(model.state_dict())
@@ -469,9 +534,9 @@ def run_training(cfg: TrainConfig, data: PreparedData | None = None, model: nn.M
                 if on_metric and schedule.steps_taken >= schedule.warmup_steps:
                     schedule.step(va_loss)
                 n_evals += 1
-                last_eval = EvalPoint(step, epoch_done, tr_loss, tr_acc, va_loss, va_acc,
-                                      running / max(running_n, 1), best[1], best[0], since_best,
-                                      optimizer.param_groups[0]["lr"], conf)
+                last_eval = EvalPoint(step, epoch_done, tr_loss, tr_acc, va_loss, va_acc, tr_loss_on, best[1],
+                                      best[0], since_best, optimizer.param_groups[0]["lr"], conf,
+                                      running / max(running_n, 1))
                 if improved:
                     best_eval = last_eval
                 yield last_eval
@@ -497,9 +562,10 @@ def run_training(cfg: TrainConfig, data: PreparedData | None = None, model: nn.M
     test_loss = test_acc = None
     if data.x_test is not None:
         test_loss, test_acc, _ = evaluate(model, data.x_test, data.y_test, loss_fn, confidences=False)
-    yield RunSummary(step, best[3], best[0], best[2], best[1], final_tr, final_va, test_acc, test_loss,
-                     stopped_early, restored, time.perf_counter() - t0, diverged_at, final_tr_acc, final_va_acc,
-                     best[4])
+    yield RunSummary(step, best_acc[0] if best_acc[3] >= 0 else math.nan, best[0], best_acc[2], best[1], final_tr,
+                     final_va, test_acc, test_loss, stopped_early, restored, time.perf_counter() - t0, diverged_at,
+                     final_tr_acc, final_va_acc, best[3], best_loss_epoch=best[2], best_acc_step=best_acc[1],
+                     best_acc_eval=best_acc[3])
 
 
 def layer_stats_interval(cfg: TrainConfig, per_epoch: int) -> int:

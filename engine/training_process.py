@@ -147,6 +147,9 @@ class _DataCache:
         return self.prepared[key]
 
 
+DataCache = _DataCache  # for callers that load the data before running jobs inline (the CLI checks settings)
+
+
 def _job_records(job: Job, cache: _DataCache) -> Iterator[Any]:
     from .training import layer_stats_interval, run_training, steps_per_epoch
 
@@ -244,13 +247,14 @@ class _Interleaver:
 
 
 def run_jobs_inline(jobs: Sequence[Job], on_items: Callable[[list[tuple[int, Any]]], None] | None = None,
-                    flush_s: float = FLUSH_S, threads: int | None = None) -> list[tuple[int, Any]]:
+                    flush_s: float = FLUSH_S, threads: int | None = None, cache: "_DataCache | None" = None
+                    ) -> list[tuple[int, Any]]:
     """Run ``jobs`` interleaved in this process, exactly as a worker does. Returns every item unless
-    ``on_items`` takes them as they are flushed."""
+    ``on_items`` takes them as they are flushed. ``cache``: data already loaded (``DataCache``), shared."""
     if threads is not None:
         import torch
         torch.set_num_threads(threads)
-    inter = _Interleaver(list(enumerate(jobs)), _DataCache())
+    inter = _Interleaver(list(enumerate(jobs)), cache if cache is not None else _DataCache())
     collected: list[tuple[int, Any]] = []
     last = time.perf_counter()
     while inter.active:

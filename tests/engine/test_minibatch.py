@@ -324,3 +324,13 @@ def test_the_known_minimum_value_is_the_loss_at_the_known_minimiser():
         problem = data_objective_of(fn).problem(params)
         at = problem.full_loss(torch.tensor(problem.minimum, dtype=torch.float64)).item()
         assert known_minimum_value(fn, params) == pytest.approx(at, rel=1e-9), name
+
+
+def test_a_batch_larger_than_the_data_set_is_refused_naming_both_sizes():
+    cfg = LandscapeConfig(function="linear_regression", function_params={"n_points": 64}, batch_size=65,
+                          optimizers=(OptimizerConfig("sgd"),))
+    with pytest.raises(ConfigError) as err:
+        cfg.validate()
+    assert err.value.field == "batch_size" and "65" in str(err.value) and "64 points" in str(err.value)
+    LandscapeConfig(function="linear_regression", function_params={"n_points": 64}, batch_size=64,
+                    optimizers=(OptimizerConfig("sgd"),)).validate()

@@ -233,3 +233,104 @@ def test_final_losses_are_the_last_evaluation_and_the_test_set_is_scored_at_the_
     assert summary.final_val_loss == last.val_loss and summary.final_train_loss == last.train_loss
     assert summary.final_val_acc == last.val_acc
     assert 0.5 < summary.test_acc <= 1.0 and summary.test_loss > 0
+
+
+# ---- train-mode vs eval-mode loss, best accuracy, optimisers that need a closure ----
+
+def evals_of(records):
+    return [r for r in records if isinstance(r, EvalPoint)]
+
+
+def test_train_mode_loss_is_measured_like_for_like_so_without_dropout_it_equals_the_eval_mode_loss():
+    data = small_data()
+    cfg = TrainConfig(optimizer=OptimizerConfig("adam", {"lr": 1e-3}), epochs=3, batch_size=50, eval_every=4,
+                      seed=0, model_params={"dropout": 0.0})
+    evals = evals_of(run_training(cfg, data))
+    assert len(evals) == 6
+    for e in evals:
+        # Same digits, same weights, dropout 0: train mode and eval mode are the same function.
+        assert e.train_loss_dropout == e.train_loss
+        # The mean of the mini-batch losses since the previous evaluation is kept, and is another number.
+        assert math.isfinite(e.batch_loss_mean) and e.batch_loss_mean != e.train_loss
+
+
+def test_with_dropout_the_train_mode_loss_is_larger_and_training_is_untouched_by_the_evaluations():
+    data = small_data()
+    cfg = TrainConfig(optimizer=OptimizerConfig("adam", {"lr": 1e-3}), epochs=2, batch_size=50, seed=3,
+                      model_params={"dropout": 0.5})
+    often = list(run_training(cfg.replace(eval_every=1), data))
+    evals = evals_of(often)
+    assert len(evals) == 16
+    assert all(e.train_loss_dropout > e.train_loss for e in evals)
+    # Evaluating at every step (each one drawing dropout masks for the train-mode loss) changes neither the
+    # batches nor the training steps' dropout masks: the steps are those of a run evaluated once per epoch.
+    rarely = list(run_training(cfg, data))
+    assert [(s.loss, s.grad_norm) for s in often if isinstance(s, TrainStep)] == \
+        [(s.loss, s.grad_norm) for s in rarely if isinstance(s, TrainStep)]
+    by_step = {e.step: e for e in evals}
+    for e in evals_of(rarely):
+        assert e.train_loss == by_step[e.step].train_loss and e.val_loss == by_step[e.step].val_loss
+    # ... and the run repeats exactly, train-mode losses included.
+    again = evals_of(run_training(cfg.replace(eval_every=1), data))
+    assert [e.train_loss_dropout for e in again] == [e.train_loss_dropout for e in evals]
+
+
+def test_train_mode_evaluation_leaves_batch_norm_statistics_and_the_mode_alone():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10), torch.nn.BatchNorm1d(10))
+    x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    on, _, _ = evaluate(model, x, y, torch.nn.CrossEntropyLoss(), train_mode=True)
+    off, _, _ = evaluate(model, x, y, torch.nn.CrossEntropyLoss())
+    assert on != off  # batch statistics vs running statistics
+    assert not model.training
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_best_val_acc_is_the_highest_accuracy_and_the_lowest_loss_has_fields_of_its_own():
+    data = small_data()
+    cfg = TrainConfig(optimizer=OptimizerConfig("adam", {"lr": 1e-2}), epochs=8, batch_size=50, seed=0,
+                      model_params={"dropout": 0.0})
+    records = list(run_training(cfg, data))
+    evals, summary = evals_of(records), records[-1]
+    acc = np.array([e.val_acc for e in evals])
+    loss = np.array([e.val_loss for e in evals])
+    a, lo = int(np.argmax(acc)), int(np.argmin(loss))
+    assert a != lo, "this run's best accuracy and lowest loss come at different evaluations"
+    assert summary.best_val_acc == acc.max() and summary.best_epoch == evals[a].epoch
+    assert summary.best_acc_step == evals[a].step and summary.best_acc_eval == a
+    assert summary.best_val_loss == loss.min() and summary.best_loss_epoch == evals[lo].epoch
+    assert summary.best_step == evals[lo].step == evals[-1].best_step and summary.best_eval == lo
+
+
+def test_a_run_that_diverges_before_any_evaluation_has_no_best_accuracy():
+    data = small_data()
+    first_epoch = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(0))
+    x = data.x_train.clone()
+    x[first_epoch[10]] = float("inf")
+    data = PreparedData(x, data.y_train, data.x_val, data.y_val, None, None, "poisoned")
+    summary = list(run_training(TrainConfig(epochs=1, batch_size=50, seed=0), data))[-1]
+    assert summary.diverged_at == 1
+    assert math.isnan(summary.best_val_acc) and math.isnan(summary.best_epoch) and summary.best_acc_eval == -1
+
+
+def test_lbfgs_is_refused_up_front_for_mnist_with_the_field_named():
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(optimizer=OptimizerConfig("lbfgs")).validate()
+    assert err.value.field == "optimizer lbfgs"
+    assert "closure" in err.value.problem and "mini-batches" in err.value.problem
+    from engine.optimizers import OPTIMIZERS
+    for name, _ in OPTIMIZERS.items():
+        if name != "lbfgs":
+            TrainConfig(optimizer=OptimizerConfig(name)).validate()  # every other optimiser is accepted
+
+
+@pytest.mark.parametrize("have, values, text", [
+    (1, (0.1, 0.2), "the model has 1 dropout layer: give one value; got 2"),
+    (3, (0.1, 0.2), "the model has 3 dropout layers: give one value for all, or 3 values (one per layer); got 2"),
+])
+def test_a_wrong_number_of_dropout_values_is_explained_in_words(have, values, text):
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(model_params={"depth": have}, dropout_per_layer=values).validate()
+    assert err.value.problem == text
