@@ -278,6 +278,15 @@ def _history_size(history: Any) -> tuple[int, int | None]:
     return (loss.shape[1] if loss.ndim == 2 else 1), len(loss)
 
 
+def _trajectories(history: Any) -> int:
+    """Start points per optimiser: a RaceHistory's ``n``, else the xy series' third axis."""
+    n = getattr(history, "n", None)
+    if n is None:
+        xy = history.get("xy") if isinstance(history, dict) else getattr(history, "xy", None)
+        n = np.shape(xy)[2] if _has_xy(xy) else 1
+    return int(n)
+
+
 def _has_xy(xy: Any) -> bool:
     return xy is not None and np.ndim(xy) == 4 and bool(np.shape(xy)[2])
 
@@ -307,7 +316,11 @@ def export_landscape_metrics(history: Any, labels: Sequence[str], path: str | os
 
 
 def _landscape_csv(history: Any, labels: Sequence[str], path: Path, k: int, total: int, report: Progress) -> Path:
-    sink = CsvSink(path, ["step", "optimizer", "x", "y", "loss", "grad_norm", "lr"])
+    # A cloud's rows carry its first trajectory's position beside the mean loss and gradient norm over
+    # the trajectories that have not diverged (as the curves draw them): the header says so.
+    cloud = _trajectories(history) > 1
+    sink = CsvSink(path, ["step", "optimizer", "x_first", "y_first", "mean_loss", "mean_grad_norm", "lr"] if cloud
+                   else ["step", "optimizer", "x", "y", "loss", "grad_norm", "lr"])
     cells = [csv_cell(label) for label in labels]
     done = 0
     try:

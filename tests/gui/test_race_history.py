@@ -71,7 +71,9 @@ def test_a_spilled_run_exports_every_step_exactly(tmp_path):
     assert _same(h.xy.view[:, :, 0], want["xy"])
     # CSV: repr of every float64, NaN and inf spelled out
     rows = list(csv.reader(export_csv(h, tmp_path / "m.csv").open()))
-    assert rows[0] == ["step", "optimizer", "x", "y", "loss", "grad_norm", "lr"] and len(rows) == 1 + 5_321 * K
+    # a cloud of 4: the first trajectory's position beside the means, and the header says so
+    assert rows[0] == ["step", "optimizer", "x_first", "y_first", "mean_loss", "mean_grad_norm", "lr"]
+    assert len(rows) == 1 + 5_321 * K
     body = np.array([[float(v) for v in r[2:]] for r in rows[1:]]).reshape(5_321, K, 5)
     assert [int(r[0]) for r in rows[1::K]] == list(range(5_321)) and [r[1] for r in rows[1:1 + K]] == LABELS
     assert _same(body[..., 0], want["xy"][..., 0]) and _same(body[..., 1], want["xy"][..., 1])
