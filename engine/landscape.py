@@ -223,7 +223,9 @@ def _state_copy(opt: torch.optim.Optimizer, leaf: torch.Tensor) -> dict[str, np.
     out: dict[str, np.ndarray] = {}
     for key, value in opt.state.get(leaf, {}).items():
         if isinstance(value, torch.Tensor):
-            out[key] = value.detach().cpu().numpy().copy()
+            array = value.detach().cpu().numpy().copy()
+            # per-trajectory buffers as (N, 2), whatever the parameter's layout (a single optimiser's is (1, N, 2))
+            out[key] = array.reshape(-1, 2) if array.shape == tuple(leaf.shape) else array
         elif isinstance(value, (int, float)):
             out[key] = np.asarray(value)
     return out
@@ -265,10 +267,13 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
     on_batch = [problem is not None and step_uses_minibatch(oc.name, cfg.batch_size) for oc in cfg.optimizers]
 
     leaves, opts, scheds, noise, metric_driven = [], [], [], [], []
+    single = len(cfg.optimizers) == 1
     for i, oc in enumerate(cfg.optimizers):
         spec = OPTIMIZERS.get(oc.name)
         values = spec.resolve(oc.params)
-        leaf = starts.clone().requires_grad_(True)
+        # A single optimiser's parameter is (1, N, 2): its gradient and loss come out in the frames' (K, N, ...)
+        # layout with no reshaping per step (elementwise optimisers, and L-BFGS, take any shape).
+        leaf = (starts[None] if single else starts).clone().requires_grad_(True)
         opt = spec.build([leaf], values)
         leaves.append(leaf)
         opts.append(opt)
@@ -280,7 +285,6 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
         # On a mini-batch the batch itself is the noise, so the synthetic noise is off.
         noise.append(float(values.get("noise", 0.0)) if oc.name == "sgd" and not on_batch[i] else 0.0)
     k_opts = len(leaves)
-    single = k_opts == 1
     lbfgs = [isinstance(opt, torch.optim.LBFGS) for opt in opts]
     noisy = any(v > 0 for v in noise)
     scheduled = any(s is not None for s in scheds)
@@ -294,7 +298,7 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
     lr = np.array([opt.param_groups[0]["lr"] for opt in opts], dtype=np.float64)
     lr.flags.writeable = False  # shared by every frame while no schedule changes it
     bound_sq = bound * bound
-    leaf_np = leaves[0].detach().numpy()[None]  # a (1, N, 2) view: torch.optim updates the parameter in place
+    leaf_np = leaves[0].detach().numpy()  # single: a (1, N, 2) view; torch.optim updates the parameter in place
     f = fn.fn  # parameters are resolved once above, not again on every call
     t0 = time.perf_counter()
 
@@ -326,8 +330,8 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
                     if noise[i] > 0:  # the fresh gradient of this step, before any frame holds it
                         leaf.grad.add_(torch.randn(leaf.shape, generator=gen, dtype=leaf.dtype) * noise[i])
         if single:  # numpy: cheaper than torch for the few numbers of one trajectory
-            xy, grad_np = leaf_np.copy(), leaves[0].grad.numpy()[None]
-            loss_np = loss.detach().numpy()[None]
+            xy, grad_np = leaf_np.copy(), leaves[0].grad.numpy()
+            loss_np = loss.detach().numpy()
         else:  # torch.stack copies already
             xy, grad_np = stacked.detach().numpy(), torch.stack([leaf.grad for leaf in leaves]).numpy()
             loss_np = loss.detach().numpy()
@@ -374,7 +378,7 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
             dead = None if alive is None else ~alive[i]
             if dead is not None and dead.any():
                 # replaced, not edited in place: the frame just yielded holds this gradient
-                leaf.grad = leaf.grad.masked_fill(dead[:, None], 0.0)
+                leaf.grad = leaf.grad.masked_fill(dead.view(leaf.shape[:-1])[..., None], 0.0)
             else:
                 dead = None
             if lbfgs[i]:
@@ -390,7 +394,7 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
                 opt.step()
             if dead is not None:
                 with torch.no_grad():
-                    leaf[dead] = torch.from_numpy(last_good[i])[dead]
+                    leaf.view(-1, 2)[dead] = torch.from_numpy(last_good[i])[dead]
             if scheds[i] is None:
                 continue
             if metric_driven[i]:
