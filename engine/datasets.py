@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, Callable
 import numpy as np
 import torch
 
-from .idx import IdxError, idx_shape, load_idx_pair, open_idx
+from .idx import IMAGE_SHAPE, IdxError, idx_checked_shape, idx_shape, load_idx_pair, open_idx
 from .paths import RESOURCES
 from .registry import ConfigError, Param, Registry, resolve_params
 
@@ -215,23 +215,48 @@ class IdxFolderSource(Source):
     def title(self, kind: str) -> str:
         return self._title or ("Fashion-MNIST" if kind == "fashion" else "MNIST")
 
+    def check(self) -> tuple[Path, dict[str, Path | None], dict[str, tuple[int, ...]]]:
+        """Find the files and check them against one another without reading the items: each header,
+        each file's size against its header (``idx_checked_shape``), 28 x 28 images, as many labels as
+        images. What ``load`` would refuse about a file cut short, padded or mismatched is found here in a
+        few small reads. Returns the folder, the files by role and their dimensions; raises
+        ``DataSourceError`` (missing files) or ``IdxError`` (naming the file at fault)."""
+        folder, files = self._locate()
+        shapes: dict[str, tuple[int, ...]] = {}
+        for role, path in files.items():
+            if path is not None:
+                shapes[role] = idx_checked_shape(path, "images" if role.endswith("images") else "labels")
+        for split in ("train", "test"):
+            images = shapes.get(f"{split}_images")
+            if images is None:
+                continue
+            if tuple(images[1:]) != IMAGE_SHAPE:
+                raise IdxError(files[f"{split}_images"], f"images are {' x '.join(map(str, images[1:]))}, "
+                                                         "expected 28 x 28")
+            labels = shapes[f"{split}_labels"]
+            if labels[0] != images[0]:
+                raise IdxError(files[f"{split}_labels"], f"{labels[0]:,} labels but {images[0]:,} images in "
+                                                         f"{files[f'{split}_images'].name}")
+        return folder, files, shapes
+
     def available(self) -> bool:
         try:
-            self._locate()
-        except DataSourceError:
+            self.check()
+        except (DataSourceError, IdxError, OSError):
             return False
         return True
 
     def describe(self) -> str:
         try:
-            folder, files = self._locate()
+            folder, files, shapes = self.check()
             kind = self._kind or _guess_kind(folder, files["train_images"])
-            n_train = idx_shape(files["train_images"], "images")[0]
-            text = f"{self.title(kind)}, {n_train:,} train"
+            text = f"{self.title(kind)}, {shapes['train_images'][0]:,} train"
             if files["test_images"]:
-                text += f" + {idx_shape(files['test_images'], 'images')[0]:,} test"
+                text += f" + {shapes['test_images'][0]:,} test"
             return f"{text} ({folder})"
-        except (DataSourceError, IdxError, OSError) as exc:
+        except IdxError as exc:
+            return f"unavailable: {exc} ({exc.path.parent})"  # IdxError: "<file name>: <problem>"
+        except (DataSourceError, OSError) as exc:
             return f"unavailable: {exc}"
 
     def load(self, progress: Progress | None = None) -> DigitData:
@@ -356,12 +381,19 @@ class DownloadSource(Source):
     def folder(self) -> Path:
         return (self._cache_dir if self._cache_dir is not None else cache_root()) / self.mirror.key
 
-    def available(self) -> bool:
+    def downloaded(self) -> bool:
+        """Every file is in the cache (whether or not it is sound)."""
         return all((self.folder / f.name).is_file() for f in self.mirror.files)
 
+    def available(self) -> bool:
+        return self.downloaded() and IdxFolderSource(self.folder, self.mirror.kind, self.mirror.title).available()
+
     def describe(self) -> str:
-        if self.available():
-            return "downloaded: " + IdxFolderSource(self.folder, self.mirror.kind, self.mirror.title).describe()
+        if self.downloaded():
+            text = IdxFolderSource(self.folder, self.mirror.kind, self.mirror.title).describe()
+            if text.startswith("unavailable: "):
+                return f"{text}; press Download again to fetch it afresh"
+            return "downloaded: " + text
         megabytes = sum(f.size for f in self.mirror.files) / 1e6
         return (f"{self.mirror.title}, 60,000 train + 10,000 test: download {megabytes:.0f} MB "
                 f"from {_host(self.mirror.urls[0])} to {self.folder}")

@@ -156,6 +156,34 @@ def idx_shape(path: str | os.PathLike, expect: str | None = None) -> tuple[int, 
     return _parse_header(head, path, expect)[1]
 
 
+def idx_checked_shape(path: str | os.PathLike, expect: str | None = None) -> tuple[int, ...]:
+    """The dimensions the header declares, after checking that the file's size agrees with them, without
+    reading the items: a stat for a raw file; for gzip, the trailer's ISIZE field (its last 4 bytes: the
+    uncompressed size mod 2**32, RFC 1952). A file cut short, or with bytes glued on, is refused here in a
+    few small reads instead of after a full decompression. (A gzip file of several members records only
+    its last member's size; the standard files are single members.)"""
+    dims = idx_shape(path, expect)
+    path = Path(path)
+    needed = 4 + 4 * len(dims) + int(np.prod(dims, dtype=object))
+    with open(path, "rb") as f:
+        compressed = f.read(2) == _GZIP_SIGNATURE
+        size = os.fstat(f.fileno()).st_size
+        if compressed:
+            if size < 18:  # a 10-byte header and an 8-byte trailer at the least
+                raise IdxError(path, f"truncated gzip file ({size:,} bytes)")
+            f.seek(-4, os.SEEK_END)
+            isize = struct.unpack("<I", f.read(4))[0]
+            if isize != needed % 2**32:
+                raise IdxError(path, f"cut short or corrupt: the header says {_dims_text(dims)} ({needed:,} bytes), "
+                                     f"but the gzip trailer records {isize:,} bytes uncompressed")
+            return dims
+    if size < needed:
+        raise IdxError(path, f"truncated: {size:,} of {needed:,} bytes (header says {_dims_text(dims)})")
+    if size > needed:
+        raise IdxError(path, f"{size - needed:,} bytes more than the header's {_dims_text(dims)} ({needed:,} bytes)")
+    return dims
+
+
 def load_idx_pair(images_path: str | os.PathLike, labels_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Read matching MNIST-format image and label files.
 

@@ -96,10 +96,33 @@ def max_train_size(n_digits: int, val_fraction: float) -> int:
     return n_digits - round(val_fraction * n_digits)
 
 
+NOTE_COLOUR = "#B86E00"  # a source not ready yet (no folder chosen, not downloaded)
+ERROR_COLOUR = "#D55E00"  # a source whose files are damaged
+
+
+def is_damaged(source: Source) -> bool:
+    """The source's files are there but would be refused (cut short, padded, mismatched): an error to show
+    as one, not a step still to take (choosing a folder, downloading)."""
+    if isinstance(source, DownloadSource):
+        if not source.downloaded():
+            return False
+        source = IdxFolderSource(source.folder, source.mirror.kind)
+    if not isinstance(source, IdxFolderSource):
+        return False
+    try:
+        source.check()
+    except IdxError:
+        return True
+    except (DataSourceError, OSError):
+        return False
+    return False
+
+
 class DatasetPicker(QGroupBox):
     """Source, folder, download, training-set size and validation split. ``values()`` gives TrainConfig fields."""
 
-    changed = Signal()
+    changed = Signal()  # anything that changes what a run trains on (source, size, split)
+    source_changed = Signal()  # the source or its folder, or what it holds (a download finished)
     message = Signal(str)
 
     def __init__(self, parent=None):
@@ -123,7 +146,8 @@ class DatasetPicker(QGroupBox):
         self.browse.setToolTip("Choose the folder")
         self.describe = QLabel()
         self.describe.setWordWrap(True)
-        self.describe.setToolTip("What the chosen source holds, read from the files' headers.")
+        self.describe.setToolTip("What the chosen source holds, read from the files' headers; each file's size is "
+                                 "checked against its header.")
         self.fetch_button = QPushButton("Download")
         self.fetch_button.setToolTip("Download the chosen dataset now (in the background), checksums verified.")
         self.cancel_button = QPushButton("Cancel")
@@ -216,11 +240,13 @@ class DatasetPicker(QGroupBox):
         values = self.values()
         source = self.source()
         if not source.available():
-            if isinstance(source, DownloadSource):
+            if isinstance(source, DownloadSource) and not source.downloaded():
                 raise ConfigError("dataset", f"{source.mirror.title} is not downloaded yet: press Download "
                                              f"(about {sum(f.size for f in source.mirror.files) / 1e6:.0f} MB)")
             field = "dataset folder" if values["dataset"] == "idx_folder" else "dataset"
-            raise ConfigError(field, source.describe().removeprefix("unavailable: "))
+            text = source.describe()
+            self._describe(text, ok=False, error=is_damaged(source))  # the files may have changed since chosen
+            raise ConfigError(field, text.removeprefix("unavailable: "))
         n = count_train_digits(source)
         if n is not None and values["train_size"]:
             most = max_train_size(n, values["val_fraction"])
@@ -261,18 +287,23 @@ class DatasetPicker(QGroupBox):
             text = source.describe()
             ok = source.available()
             if is_download:
-                self.fetch_button.setText("Download again" if ok else "Download")
-                self.fetch_button.setToolTip("Check the cached files and fetch any missing or corrupt one." if ok
-                                             else self.fetch_button.toolTip())
+                have = source.downloaded()
+                self.fetch_button.setText("Download again" if have else "Download")
+                self.fetch_button.setToolTip("Check the cached files and fetch any missing or corrupt one." if have
+                                             else "Download the chosen dataset now (in the background), checksums "
+                                                  "verified.")
             n = count_train_digits(source) if ok else None
             if n is not None:
                 self.train_size.setMaximum(max(n, 1))
-            self._describe(text, ok)
+            self._describe(text, ok, error=not ok and is_damaged(source))
+        self.source_changed.emit()
         self.changed.emit()
 
-    def _describe(self, text: str, ok: bool) -> None:
+    def _describe(self, text: str, ok: bool, error: bool = False) -> None:
+        """The source's description: plain when usable, amber when not ready yet, red when its files are damaged."""
         self.describe.setText(text)
-        self.describe.setStyleSheet("" if ok else "color: #B86E00;")
+        self.describe.setStyleSheet("" if ok else f"color: {ERROR_COLOUR if error else NOTE_COLOUR};")
+        self.describe.setProperty("problem", "error" if error else "" if ok else "note")
 
     def _browse(self) -> None:
         start = self.path.text().strip() or str(Path.home())
@@ -337,4 +368,4 @@ class DatasetPicker(QGroupBox):
             self.download = None
 
 
-__all__ = ["DatasetPicker", "DownloadThread", "CHOICES", "count_train_digits", "max_train_size"]
+__all__ = ["DatasetPicker", "DownloadThread", "CHOICES", "count_train_digits", "is_damaged", "max_train_size"]

@@ -100,7 +100,9 @@ class RangePage(QWidget):
             self.use_requested.emit(self.row, self.outcome.suggested_lr)
 
     # ---- fed by the panel ----
-    def begin(self, row: int, label: str) -> None:
+    def begin(self, row: int, label: str, cfg: LRRangeConfig | None = None) -> None:
+        """A new test: the previous one's curves go, and the axes show the rates this one will sweep
+        (``cfg``), not the previous test's range, until its first points arrive."""
         self.row = row
         self.outcome = None
         self.lrs.clear()
@@ -112,6 +114,10 @@ class RangePage(QWidget):
         for line in (self.suggest_line, self.min_line):
             if line.scene() is not None:
                 self.plot.removeItem(line)
+        if cfg is not None and cfg.start_lr > 0 and cfg.end_lr > cfg.start_lr:
+            self.plot.setXRange(math.log10(cfg.start_lr), math.log10(cfg.end_lr), padding=0.02)
+            self.plot.setYRange(0.0, 2.5, padding=0)
+            self.plot.enableAutoRange()  # auto-range again once the points come (nothing to fit until then)
         self.use_button.setEnabled(False)
         self.start_button.setEnabled(False)
         self.result.setText(f"Testing run {row + 1} ({label})...")

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QLabel, QPushB
 from engine.config import OptimizerConfig
 from engine.models import MODELS
 from engine.registry import ConfigError, Param
-from engine.training import TrainConfig, dropout_layer_count
+from engine.training import TrainConfig, dropout_count_problem, dropout_layer_count
 from engine.training_diagnostics import (DEFAULT_EXPLODE, DEFAULT_OVERFIT_PATIENCE, DEFAULT_VANISH,
                                          GradientThresholds)
 from engine.training_process import Job, JobEnded, JobFailed, JobStarted, RangeBlock, StepBlock, TrainingRunner
@@ -39,6 +39,9 @@ from .param_form import ParamForm
 
 SHARED_DEFAULTS = {"epochs": 5, "batch_size": 64, "eval_every": 0, "seed": 0, "train_size": 0, "model": "mlp",
                    "model_params": {}}
+# A run that failed with one of these before it started failed on its data, not on its own settings.
+DATA_ERRORS = frozenset({"DataSourceError", "IdxError", "FileNotFoundError", "PermissionError", "IsADirectoryError",
+                         "NotADirectoryError", "OSError", "EOFError", "BadGzipFile"})
 DIAGNOSTIC_PARAMS = (
     Param("explode", "exploding above", DEFAULT_EXPLODE, "A layer whose gradient norm exceeds this (or is not "
           "finite) is flagged as exploding.", minimum=0.0, min_exclusive=True, log=True, typical="10 to 1000"),
@@ -76,8 +79,7 @@ def make_config(shared: dict[str, Any], spec: RunSpec, row: int) -> TrainConfig:
     elif len(values) > 1:
         have = dropout_layer_count(shared["model"], model_params)
         if len(values) != have:
-            raise ConfigError(f"{where} dropout", f"the model has {have} dropout layer(s): give one value, or "
-                                                  f"{have} separated by commas; got {len(values)}")
+            raise ConfigError(f"{where} dropout", f"{dropout_count_problem(have)}; got {len(values)}")
         per_layer = values
     label = spec.display_label
     cfg = TrainConfig(dataset=shared["dataset"], dataset_path=shared["dataset_path"],
@@ -127,6 +129,7 @@ class MnistPanel(QWidget):
         self._started_at = 0.0
         self._last_text = 0.0
         self._reported: set[str] = set()
+        self._previous: list[RunTrace] = []  # the results on screen before Train, until the new runs start
         self._build_controls()
         self._build_right()
         self._build_layout()
@@ -177,9 +180,11 @@ class MnistPanel(QWidget):
         self.diagnostics.changed.connect(self._thresholds_changed)
         self.run_button = QPushButton("Train")
         self.run_button.setToolTip("Train every ticked run side by side (Space); press again to stop.")
-        self.status = QLabel("Bundled data: 5,000 real MNIST training digits (500 per class).")
+        self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self._source_status()
+        self.picker.source_changed.connect(self._source_status)
         self.model_combo.currentIndexChanged.connect(self._model_changed)
         self.run_button.clicked.connect(self.toggle_run)
         for w in (self.epochs, self.batch):
@@ -191,6 +196,7 @@ class MnistPanel(QWidget):
         self.legend = RunLegend()
         self.legend.stop_requested.connect(self.stop_run)
         self.plots.currentChanged.connect(lambda _=None: self._redraw())
+        self.plots.curves.options_changed.connect(lambda: self._redraw(force=True))
         self.plots.layers.run_combo.currentIndexChanged.connect(lambda _=None: self._redraw())
         self.range_page = RangePage()
         self.plots.addTab(self.range_page, "LR range test")
@@ -303,7 +309,7 @@ class MnistPanel(QWidget):
         n = self._train_digits()
         for row, spec in self.runs.specs(only_enabled):
             cfg = make_config(shared, spec, row)
-            check_schedule(cfg.optimizer, self.total_steps(cfg, n), f"run {row + 1} schedule")
+            check_schedule(cfg.optimizer, self.total_steps(cfg, n), f"run {row + 1}")
             out.append(cfg)
         return out
 
@@ -379,6 +385,18 @@ class MnistPanel(QWidget):
         per_epoch = max(1, math.ceil(n / max(1, min(self.batch.value(), n))))
         self.runs.set_total_steps(self.epochs.value() * per_epoch)
 
+    def _source_status(self) -> None:
+        """Between runs the status line says what the next run trains on (the source chosen, as the picker
+        describes it); it replaces an earlier refusal, which was about the source before."""
+        if self._active:
+            return
+        text = self.picker.describe.text().strip()
+        text = (text[:1].upper() + text[1:]).rstrip(".") + "."
+        shown = next((t.started.dataset for t in self.traces if t.started is not None), None)
+        if shown:
+            text += f" On screen: the previous results ({shown})."
+        self.status.setText(text)
+
     def _thresholds(self) -> tuple[float, float, int]:
         try:
             v = self.diagnostics.values()
@@ -433,8 +451,11 @@ class MnistPanel(QWidget):
             self.message.emit("runs: tick at least one run to train")
             return
         rows = [row for row, _ in self.runs.specs()]
+        # Kept until the new runs have their data: a source that fails to load then gives them back.
+        self._previous = self.traces if self.traces and all(t.finished for t in self.traces) else []
         self.traces = [RunTrace(row, cfg, cfg.label) for row, cfg in zip(rows, configs)]
-        self.plots.reset(self.traces)
+        n = self._train_digits()
+        self.plots.reset(self.traces, max(self.total_steps(cfg, n) for cfg in configs))
         self.legend.set_runs(self.traces)
         self.results.reset(self.traces)
         self._reported.clear()
@@ -465,7 +486,7 @@ class MnistPanel(QWidget):
             self.message.emit(str(exc))
             return
         self._range_row = row
-        self.range_page.begin(row, cfg.label)
+        self.range_page.begin(row, cfg.label, rcfg)
         self._runner().start([Job(cfg, "lr_range", rcfg)])
         self.mode = "range"
         self._active = True
@@ -523,12 +544,40 @@ class MnistPanel(QWidget):
         done = self._active and not self.runner.running
         if done:
             self._finish()
+        if self._previous and any(t.started is not None for t in self.traces):
+            self._previous = []  # the new runs have their data: the old results are gone for good
         if self.mode == "train" and (items or self._active or behind or done):
             # Evaluations, summaries and ends are rare: the table and status show them at once.
             news = any(not isinstance(item, (StepBlock, RangeBlock)) for _, item in items)
             # The last frame draws everything still pending (some plots take turns), and so does every frame
             # after Stop: the records still on their way are the last ones.
             self._redraw(force=done or not self._active, text_now=news)
+        if done and self.mode == "train" and self.traces and all(self._data_failure(t) for t in self.traces):
+            self._data_failed()
+
+    @staticmethod
+    def _data_failure(trace: RunTrace) -> bool:
+        """The run failed while its data was loaded (before it started): the data's fault, not the run's."""
+        f = trace.failed
+        return f is not None and trace.started is None and f.kind in DATA_ERRORS
+
+    def _data_where(self, trace: RunTrace) -> str:
+        cfg = trace.cfg
+        return f"dataset ({cfg.dataset_path})" if cfg.dataset_path else f"dataset ({cfg.dataset})"
+
+    def _data_failed(self) -> None:
+        """Every run failed on loading the data: put the previous results back (they were only hidden), and
+        say what is wrong with the data, naming the file."""
+        failure = self.traces[0].failed.message
+        where = self._data_where(self.traces[0])
+        previous, self._previous = self._previous, []
+        self.traces = previous
+        self.plots.reset(previous)
+        self.legend.set_runs(previous)
+        self.results.reset(previous)
+        self._redraw(force=True)
+        kept = " The results shown are the previous ones." if previous else ""
+        self.status.setText(f"Not started: {where}: {failure}.{kept}")
 
     def _range_item(self, item: Any) -> None:
         if isinstance(item, JobFailed):
@@ -546,6 +595,9 @@ class MnistPanel(QWidget):
         if item.message in self._reported:
             return  # the same problem in every run: say it once
         self._reported.add(item.message)
+        if self._data_failure(trace):
+            self.message.emit(f"{self._data_where(trace)}: {item.message}")
+            return
         where = f"Run {trace.index + 1} ({trace.label})"
         if item.field or item.kind in ("ConfigError", "DataSourceError", "IdxError"):
             self.message.emit(f"{where}: {item.message}")
@@ -607,7 +659,10 @@ class MnistPanel(QWidget):
             self.stats.emit(f"MNIST: {steps:,} steps  |  {rate:,.0f} steps/s  |  {len(running)} running")
         else:
             self.stats.emit(f"MNIST: {steps:,} steps in {clock:.1f} s  |  {rate:,.0f} steps/s  |  finished")
-        failed = [t for t in self.traces if t.failed is not None]
+        failed = [t for t in self.traces if t.failed is not None and not self._data_failure(t)]
+        data = next((t for t in self.traces if self._data_failure(t)), None)
+        if data is not None:
+            parts.append(f"Could not load the data: {self._data_where(data)}: {data.failed.message}")
         if failed:
             parts.append(f"{len(failed)} run{'s' if len(failed) != 1 else ''} failed: {failed[0].failed.message}")
         self.status.setText("  ".join(parts) if parts else "Starting...")

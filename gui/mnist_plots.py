@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QPen
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTabWidget, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtGui import QBrush, QColor, QPainterPath, QPen, QPolygonF
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QTabWidget, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from engine.training import EvalPoint, RunSummary, TrainConfig, smoothing_floor
 from engine.training_diagnostics import (EXPLODING, HEALTHY_UPDATE_RATIO, VANISHING, confidence_histogram,
@@ -28,8 +29,8 @@ from engine.training_process import JobEnded, JobFailed, JobStarted, StepBlock
 from .mnist_runs import run_colour, run_icon, run_symbol
 from .plots import make_plot
 from .series import Growing, decimate, finite_or_nan, positive_or_nan
-from .style import PALETTE
 
+NOTE_COLOUR = "#B86E00"
 MAX_DRAWN = 800  # points per drawn per-step curve (min/max pairs keep the peaks; plots are ~400 px wide)
 STEP_MARKERS = 10  # markers along a per-step curve, to tell runs apart without colour
 DEFAULT_SYMBOL_PEN = (200, 200, 200)  # pyqtgraph's default symbol outline
@@ -38,6 +39,32 @@ SECONDARY = ("lr", "grad", "weight", "", "", "")  # per-step plots taking turns,
 # included) repaints the axis too, every frame; 5% keeps the first point clear of it at usual plot widths.
 STEP_X_PADDING = 0.05
 LAYERS_INTERVAL_S = 0.1  # the Layers page redraws at most this often while a run trains
+# Per-layer curves (one run's layers on the Layers page): the palette without its yellow (#F0E442, about 1.3:1
+# against white) and its black (invisible on the dark theme); the symbols tell layers apart past six.
+LAYER_COLOURS = ("#0072B2", "#CC79A7", "#009E73", "#E69F00", "#56B4E9", "#D55E00")
+LAYER_SYMBOLS = ("o", "s", "t", "d", "p", "h", "star", "t1")
+# Robust loss axes ("fit loss axes to typical values"): each run's own top is its values' upper fence (90th
+# percentile + FENCE_K x its 10-90 spread; its maximum when it has fewer than 8 values), so a short spike does
+# not count; a run whose top is more than OUTLIER_RATIO x the median of the other runs' tops (a divergence) is
+# left out; the axis reaches the highest remaining top, and at least START_HEADROOM x the runs' median first value.
+FENCE_K = 1.5
+OUTLIER_RATIO = 4.0
+START_HEADROOM = 1.15
+
+
+def _overfit_arrow() -> QPainterPath:
+    """An upward arrow drawn just above its point (pyqtgraph's "arrow_up" is a sliver with its tip on the
+    point, a quarter of the symbol wide): pixel y grows downward, so negative y is above."""
+    pts = [(0.0, -0.5), (0.24, -0.25), (0.085, -0.25), (0.085, -0.13), (-0.085, -0.13), (-0.085, -0.25),
+           (-0.24, -0.25)]
+    path = QPainterPath()
+    path.addPolygon(QPolygonF([pg.QtCore.QPointF(x, y) for x, y in pts]))
+    path.closeSubpath()
+    return path
+
+
+OVERFIT_ARROW = _overfit_arrow()
+OVERFIT_SIZE = 34
 
 
 def layer_labels(cfg: TrainConfig) -> dict[str, str]:
@@ -235,38 +262,84 @@ def _legend_sample(i: int, label: str, plot: pg.PlotWidget, style=Qt.SolidLine) 
 class StickyY:
     """The y range of a plot redrawn every frame, moved only when the data leaves it or fills less than
     half of it: an axis whose range changes re-lays its ticks and repaints in full, several times the
-    cost of the curves."""
+    cost of the curves.
 
-    def __init__(self, plot: pg.PlotWidget, log: bool):
+    ``robust`` (linear axes): the top stops at the typical values (see FENCE_K), so that one run's spike
+    does not flatten the others; ``clipped`` is then the highest value left above the axis (None: none)."""
+
+    def __init__(self, plot: pg.PlotWidget, log: bool, empty: tuple[float, float] = (0.0, 1.0),
+                 robust: bool = False):
         self.plot = plot
         self.log = log
+        self.empty = empty  # the range shown before any data (in values, not log10)
+        self.robust = robust
         self.reset()
 
     def reset(self) -> None:
+        """Forget the range: an empty plot shows ``empty``, not the previous comparison's range."""
         self.lo = self.hi = None
         self.data_lo = self.data_hi = None
-        self.plot.enableAutoRange(y=True)
+        self._starts: list[float] = []
+        self._tops: list[float] = []
+        self.clipped: float | None = None
+        lo, hi = self.empty
+        if self.log:
+            lo, hi = math.log10(lo), math.log10(hi)
+        self.plot.enableAutoRange(y=False)
+        self.plot.setYRange(lo, hi, padding=0)
 
-    def bounds(self, y: np.ndarray) -> tuple[float, float] | None:
-        """Finite (and, on a log axis, positive) min and max of ``y``."""
+    def bounds(self, y: np.ndarray) -> tuple | None:
+        """One run's finite (and, on a log axis, positive) min and max of ``y``, its first such value, and
+        (robust linear axes) its typical top (see FENCE_K)."""
         y = y[np.isfinite(y)]
         if self.log:
             y = y[y > 0]
-        return (float(y.min()), float(y.max())) if len(y) else None
+        if not len(y):
+            return None
+        hi = float(y.max())
+        top = None
+        if self.robust and not self.log:
+            top = hi
+            if len(y) >= 8:
+                q10, q90 = np.percentile(y, [10.0, 90.0])
+                top = min(hi, float(q90 + FENCE_K * (q90 - q10)))
+        return float(y.min()), hi, float(y[0]), top
 
-    def include(self, bounds: tuple[float, float] | None) -> None:
-        """Widen this frame's data bounds."""
+    def include(self, bounds: tuple | None) -> None:
+        """Widen this frame's data bounds by one run's."""
         if bounds is None:
             return
-        lo, hi = bounds
+        lo, hi = bounds[0], bounds[1]
         self.data_lo = lo if self.data_lo is None else min(self.data_lo, lo)
         self.data_hi = hi if self.data_hi is None else max(self.data_hi, hi)
+        if len(bounds) > 3:
+            self._starts.append(bounds[2])
+            if bounds[3] is not None:
+                self._tops.append(bounds[3])
+
+    def typical_top(self) -> float | None:
+        """The top of this frame's typical values (None: nothing to go by)."""
+        if not self._tops:
+            return None
+        tops = np.asarray(self._tops)
+        if len(tops) > 1:  # each run against the median of the others (with two runs, the other one)
+            others = np.array([np.median(np.delete(tops, k)) for k in range(len(tops))])
+            tops = tops[tops <= OUTLIER_RATIO * others]  # the lowest top always stays
+        top = float(tops.max())
+        if self._starts:
+            top = max(top, START_HEADROOM * float(np.median(self._starts)))
+        return top
 
     def apply(self) -> None:
         if self.data_lo is None:
             return
         lo, hi = self.data_lo, self.data_hi
         self.data_lo = self.data_hi = None
+        top = self.typical_top() if self.robust and not self.log else None
+        self._starts, self._tops = [], []
+        self.clipped = None
+        if top is not None and hi > top > lo:
+            self.clipped, hi = hi, top
         if self.log:
             lo, hi = math.log10(lo), math.log10(hi)
         if self.lo is not None and self.lo <= lo and hi <= self.hi and (hi - lo) >= 0.5 * (self.hi - self.lo):
@@ -403,11 +476,43 @@ def _clear_plot(plot: pg.PlotWidget) -> None:
         legend.clear()
 
 
+def _empty_range(plot: pg.PlotWidget, x: tuple[float, float] = (0.0, 1.0), y: tuple[float, float] = (0.0, 1.0),
+                 log_y: bool = False) -> None:
+    """Show a neutral range on a plot that has just been emptied (pyqtgraph's auto-range keeps the old one
+    while there is nothing to fit), then auto-range again once data comes."""
+    if log_y:
+        y = (math.log10(y[0]), math.log10(y[1]))
+    plot.setXRange(*x, padding=0)
+    plot.setYRange(*y, padding=0)
+    plot.enableAutoRange()
+
+
 class CurvesPage(QWidget):
-    """Per step: mini-batch loss, learning rate, gradient norm, weight norm. Per evaluation: losses, accuracy."""
+    """Per step: mini-batch loss, learning rate, gradient norm, weight norm. Per evaluation: losses, accuracy.
+
+    The two loss plots share a log-scale switch and a "fit typical values" switch (robust top, StickyY)."""
+
+    options_changed = Signal()  # a display option changed: everything is to be drawn again
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.loss_log = False
+        self.log_check = QCheckBox("log scale for losses")
+        self.log_check.setToolTip("Both loss plots on a log axis: a run far above the others (a spike, a divergence) "
+                                  "and the small differences near the end show together. Values that are not "
+                                  "positive are left out; a run that diverged keeps its last finite point and its x.")
+        self.fit_check = QCheckBox("fit loss axes to typical values")
+        self.fit_check.setChecked(True)
+        self.fit_check.setToolTip("Linear loss axes stop at the typical values (the runs' start, or the bulk of the "
+                                  "points and a margin), so one run's spike or divergence goes off the top instead "
+                                  "of flattening the others. What is cut off is said beside this box.")
+        self.clip_note = QLabel()
+        self.clip_note.setStyleSheet(f"color: {NOTE_COLOUR};")
+        self.clip_note.setToolTip("Values above the top of a loss axis (\"fit loss axes to typical values\"). "
+                                  "The log scale shows them.")
+        self._clip_text = ""
+        self.log_check.toggled.connect(self.set_loss_log)
+        self.fit_check.toggled.connect(self.set_fit_typical)
         self.step_loss = make_plot("Mini-batch loss (train mode)", "loss", "step")
         self.eval_loss = make_plot("Loss: train solid, val dashed", "loss", "epoch")
         self.acc = make_plot("Accuracy: val solid, train dotted", "accuracy", "epoch")
@@ -430,34 +535,104 @@ class CurvesPage(QWidget):
             w.showGrid(False, False)
         quiet_log_axis(self.lr)
         quiet_log_axis(self.grad)
-        grid = pg.QtWidgets.QGridLayout(self)
+        for plot in (self.step_loss, self.eval_loss):  # 1-2-5 labels once the log switch is on
+            quiet_log_axis(plot)
+            plot.getAxis("left").setLogMode(False, False)  # linear until then (the plot's own mode is linear)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 0, 4, 0)
+        bar.addWidget(self.log_check)
+        bar.addWidget(self.fit_check)
+        bar.addWidget(self.clip_note, 1)
+        grid = pg.QtWidgets.QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
         for k, w in enumerate((self.step_loss, self.eval_loss, self.acc, self.lr, self.grad, self.weight)):
             grid.addWidget(w, k // 3, k % 3)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(bar)
+        layout.addLayout(grid, 1)
         self.items: list[dict[str, Any]] = []
         self.x_steps = 0
         self.x_epochs = 0.0
         self.frame = 0
         self.markers: dict[str, MarkerLayer] = {}
-        self.sticky = {"loss": StickyY(self.step_loss, False), "lr": StickyY(self.lr, True),
-                       "grad": StickyY(self.grad, True), "weight": StickyY(self.weight, False),
-                       "evloss": StickyY(self.eval_loss, False), "acc": StickyY(self.acc, False)}
+        self.floor_lines: list[tuple[pg.InfiniteLine, float]] = []
+        self.sticky = {"loss": StickyY(self.step_loss, False, (0.0, 2.5), robust=True),
+                       "lr": StickyY(self.lr, True, (1e-4, 1.0)),
+                       "grad": StickyY(self.grad, True, (0.01, 100.0)), "weight": StickyY(self.weight, False),
+                       "evloss": StickyY(self.eval_loss, False, (0.0, 2.5), robust=True),
+                       "acc": StickyY(self.acc, False)}
+        self._log_empty = {"loss": (0.01, 10.0), "evloss": (0.01, 10.0)}
+        self._lin_empty = {"loss": (0.0, 2.5), "evloss": (0.0, 2.5)}
+
+    # ---- display options ----
+    def set_loss_log(self, on: bool) -> None:
+        """Both loss plots on a log (True) or linear axis; the curves are drawn again at the next refresh."""
+        on = bool(on)
+        if on == self.loss_log:
+            return
+        self.loss_log = on
+        if self.log_check.isChecked() != on:
+            self.log_check.setChecked(on)
+        for plot in (self.step_loss, self.eval_loss):
+            plot.setLogMode(False, on)  # PlotDataItems follow; it also turns auto-range on, undone below
+        for d in self.items:
+            d["loss"].log = on
+        if "loss" in self.markers:
+            self.markers["loss"].log = on
+        for line, value in self.floor_lines:
+            line.setValue(math.log10(value) if on else value)
+        for d in self.items:  # bounds measured for the other axis
+            d.pop("loss_n_bounds", None)
+            d.pop("evloss_n_bounds", None)
+        for key in ("loss", "evloss"):
+            sticky = self.sticky[key]
+            sticky.log = on
+            sticky.empty = (self._log_empty if on else self._lin_empty)[key]
+            sticky.reset()
+        self.x_steps, self.x_epochs = 0, 0.0  # set again by _fix_x
+        self._show_clipped()
+        self.options_changed.emit()
+
+    def set_fit_typical(self, on: bool) -> None:
+        """Linear loss axes fitted to the typical values (True) or to every value."""
+        for key in ("loss", "evloss"):
+            self.sticky[key].robust = bool(on)
+            self.sticky[key].reset()
+        if self.fit_check.isChecked() != bool(on):
+            self.fit_check.setChecked(bool(on))
+        self._show_clipped()
+        self.options_changed.emit()
+
+    def _show_clipped(self) -> None:
+        parts = []
+        for key, name in (("loss", "mini-batch loss"), ("evloss", "loss")):
+            top = self.sticky[key].clipped
+            if top is not None:
+                parts.append(f"{name} up to {top:.3g}")
+        text = ("Off the top: " + ", ".join(parts) + " (log scale shows it).") if parts else ""
+        if text != self._clip_text:
+            self._clip_text = text
+            self.clip_note.setText(text)
 
     def plots(self) -> tuple[pg.PlotWidget, ...]:
         return (self.step_loss, self.eval_loss, self.acc, self.lr, self.grad, self.weight)
 
-    def reset(self, traces: list[RunTrace]) -> None:
+    def reset(self, traces: list[RunTrace], planned_steps: int = 0) -> None:
+        """Items for these runs, and empty plots with the new comparison's x ranges (``planned_steps``: the
+        longest run's steps, when known) rather than the previous one's ranges."""
         for p in self.plots():
             _clear_plot(p)
         self.items = []
         n = len(traces)
-        self.markers = {"loss": MarkerLayer(self.step_loss, False), "lr": MarkerLayer(self.lr, True),
+        self.markers = {"loss": MarkerLayer(self.step_loss, self.loss_log), "lr": MarkerLayer(self.lr, True),
                         "grad": MarkerLayer(self.grad, True), "weight": MarkerLayer(self.weight, False)}
         for t in traces:
             i = t.index
             d: dict[str, Any] = {"index": i, "drawn": {}, "stop_line": None, "stop_mark": None}
-            d["loss"] = StepCurve(self.step_loss, _pen(i, 1), log=False)
+            d["loss"] = StepCurve(self.step_loss, _pen(i, 1), log=self.loss_log)
             d["loss_m"] = self.markers["loss"]
             d["diverged"] = self.step_loss.plot(pen=None, symbol="x", symbolSize=16,
                                                 symbolBrush=_brush(run_colour(i)), symbolPen=_spen(run_colour(i), 2))
@@ -468,9 +643,11 @@ class CurvesPage(QWidget):
                                            symbolBrush=_brush((255, 255, 255, 0)), symbolPen=_pen(i, 1.5))
             d["best"] = self.eval_loss.plot(pen=None, symbol="star", symbolSize=18, symbolBrush=_brush(run_colour(i)),
                                             symbolPen=_spen("#222", 1))
-            d["overfit"] = self.eval_loss.plot(pen=None, symbol="arrow_up", symbolSize=16,
+            # In the run's colour with a darker outline of it, large enough to see on either theme.
+            d["overfit"] = self.eval_loss.plot(pen=None, symbol=OVERFIT_ARROW, symbolSize=OVERFIT_SIZE,
                                                symbolBrush=_brush(run_colour(i)),
-                                               symbolPen=_spen("#222", 1))
+                                               symbolPen=_spen(QColor(run_colour(i)).darker(150).name(), 1.2))
+            d["overfit"].setZValue(5)
             d["stop"] = None
             d["val_acc"] = self.acc.plot(pen=_pen(i, 2), **_filled_marks(i))
             d["train_acc"] = self.acc.plot(pen=_pen(i, 1, Qt.DotLine))
@@ -486,22 +663,29 @@ class CurvesPage(QWidget):
             d["weight_m"] = self.markers["weight"]
             self.items.append(d)
         floors = sorted({t.cfg.label_smoothing for t in traces if t.cfg.label_smoothing > 0})
+        self.floor_lines = []
         for s in floors:
             value = smoothing_floor(s)
             for plot in (self.step_loss, self.eval_loss):
-                line = pg.InfiniteLine(value, angle=0, pen=pg.mkPen("#777", width=1, style=Qt.DashLine),
+                line = pg.InfiniteLine(math.log10(value) if self.loss_log else value, angle=0,
+                                       pen=pg.mkPen("#777", width=1, style=Qt.DashLine),
                                        label=f"floor s={s:g}: {value:.4f}",
                                        labelOpts={"position": 0.08, "color": "#777", "anchors": [(0, 1), (0, 1)]})
                 line.setToolTip(f"With label smoothing {s:g} the cross-entropy cannot fall below {value:.4f}, the "
                                 f"entropy of the smoothed target.")
                 plot.addItem(line)
+                self.floor_lines.append((line, value))
         self._runs = n
-        self.x_steps = 0
-        self.x_epochs = 0.0
-        for p in self.plots():
-            p.enableAutoRange(x=True)
+        # Empty plots show the new comparison's x ranges (or a neutral one), not the previous comparison's.
+        self.x_steps = int(planned_steps)
+        for p in (self.step_loss, self.lr, self.grad, self.weight):
+            p.setXRange(0, max(self.x_steps, 1), padding=STEP_X_PADDING)
+        self.x_epochs = float(max((t.cfg.epochs for t in traces), default=0))
+        for p in (self.eval_loss, self.acc):
+            p.setXRange(0, max(self.x_epochs, 1.0), padding=0.03)
         for sticky in self.sticky.values():
             sticky.reset()
+        self._show_clipped()
 
     def _fix_x(self, traces: list[RunTrace]) -> None:
         """The x axes span the planned run: they do not move (nor re-lay their ticks) as curves grow."""
@@ -547,6 +731,8 @@ class CurvesPage(QWidget):
                 if div > 0:
                     finite = np.flatnonzero(np.isfinite(loss))
                     mark = (float(div), float(loss[finite[-1]]) if len(finite) else 0.0)
+                    if self.loss_log and mark[1] <= 0:
+                        mark = ()  # nowhere to put it on a log axis
                 if force or drawn.get("diverged") != mark:
                     drawn["diverged"] = mark
                     _set_points(d["diverged"], mark[:1], mark[1:])
@@ -582,6 +768,7 @@ class CurvesPage(QWidget):
             for d in self.items:
                 sticky.include(d.get(key + "_n_bounds"))
             sticky.apply()
+        self._show_clipped()
         for layer in self.markers.values():
             layer.flush()
         return deferred
@@ -593,7 +780,7 @@ class CurvesPage(QWidget):
             finite = np.flatnonzero(np.isfinite(loss))
             last = float(t.step.view[-1])
             y = float(loss[finite[-1]]) if len(finite) else 0.0
-            _set_points(d["stopped"], [last], [y])
+            _set_points(d["stopped"], *(([last], [y]) if y > 0 or not self.loss_log else ([], [])))
             d["stop_mark"] = last
             if d.get("stop_line") is None:
                 line = pg.InfiniteLine(last, angle=90, pen=pg.mkPen(run_colour(t.index), width=1.2, style=Qt.DotLine),
@@ -608,7 +795,8 @@ class CurvesPage(QWidget):
     def _refresh_evals(self, t: RunTrace, d: dict[str, Any], mask: np.ndarray | None) -> None:
         i = t.index
         e = t.eval_epoch.view
-        train, val = finite_or_nan(t.train_loss.view), finite_or_nan(t.val_loss.view)
+        drawable = positive_or_nan if self.loss_log else finite_or_nan  # a log axis leaves out what is not positive
+        train, val = drawable(t.train_loss.view), drawable(t.val_loss.view)
         d["train"].setData(e, train, connect="finite")
         d["val"].setData(e, val, connect="finite")
         d["val_acc"].setData(e, t.val_acc.view)
@@ -689,17 +877,29 @@ class LayersPage(QWidget):
         self.shown_run = -1
         self.width = -1
         self.drawn = -1
+        for plot in self.plots():  # the previous comparison's curves and ranges go now, not at the first data
+            _clear_plot(plot)
+        self.curves = {"grad": [], "weight": [], "ratio": []}
+        self._empty_ranges()
+        self.note.setText("No layer statistics yet.")
+        self.note.setStyleSheet("")
+
+    def _empty_ranges(self) -> None:
+        _empty_range(self.grad, y=(1e-6, 100.0), log_y=True)
+        _empty_range(self.weight)
+        _empty_range(self.ratio, y=(1e-4, 1.0), log_y=True)
 
     def _rebuild(self, trace: RunTrace, explode: float, vanish: float) -> None:
         for p in self.plots():
             _clear_plot(p)
+        self._empty_ranges()
         self.curves = {"grad": [], "weight": [], "ratio": []}
         width = trace.layer_grad.view.shape[1] if trace.layer_grad is not None else 0
         for k in range(width):
             name = trace.layer_names[k] if k < len(trace.layer_names) else str(k)
-            colour = PALETTE[(k + 4) % len(PALETTE)]
+            colour = LAYER_COLOURS[k % len(LAYER_COLOURS)]
             for key, plot in (("grad", self.grad), ("weight", self.weight), ("ratio", self.ratio)):
-                item = plot.plot(pen=pg.mkPen(colour, width=1.5), symbol=("o", "s", "t", "d", "p", "h", "star", "t1")[k % 8],
+                item = plot.plot(pen=pg.mkPen(colour, width=1.5), symbol=LAYER_SYMBOLS[k % len(LAYER_SYMBOLS)],
                                  symbolSize=5, symbolBrush=_brush(colour), symbolPen=_spen(None), name=name)
                 self.curves[key].append(item)
         self.grad.addItem(self.explode_line)
@@ -757,9 +957,10 @@ class RegularisersPage(QWidget):
         self.conf = make_plot("Confidence on validation digits (last evaluation)", "share of digits",
                               "max softmax probability")
         self.patience = make_plot("Early stopping: evaluations since the best", "count", "epoch")
-        self.dropout.setToolTip("Solid: mean mini-batch loss in train mode (dropout on) since the previous evaluation. "
-                                "Dashed: loss on training digits in eval mode (dropout off). Dropout makes the solid "
-                                "curve sit above the dashed one; the distance is what dropout costs while training.")
+        self.dropout.setToolTip("The same training digits scored with the same weights twice. Solid: in train mode "
+                                "(dropout on). Dashed: in eval mode (dropout off). Dropout makes the solid curve sit "
+                                "above the dashed one; the distance is what dropout alone costs while training "
+                                "(a run without dropout draws the two on top of each other).")
         self.gap.setToolTip("Validation loss minus training loss (eval mode). Growing: the network is memorising.")
         self.conf.setToolTip("Histogram of the highest predicted probability per validation digit. Label smoothing "
                              "keeps it away from 1; an overfit network piles up at 1.")
@@ -772,6 +973,7 @@ class RegularisersPage(QWidget):
         for k, w in enumerate(self.plots()):
             grid.addWidget(w, k // 2, k % 2)
         self.items: list[dict[str, Any]] = []
+        self.patience_note: pg.TextItem | None = None  # said on the patience plot when no run stops early
 
     def plots(self) -> tuple[pg.PlotWidget, ...]:
         return (self.dropout, self.gap, self.conf, self.patience)
@@ -780,11 +982,31 @@ class RegularisersPage(QWidget):
         for p in self.plots():
             _clear_plot(p)
         self.items = []
+        epochs = float(max((t.cfg.epochs for t in traces), default=1))
+        for plot in (self.dropout, self.gap, self.patience):
+            _empty_range(plot, x=(0.0, epochs))
+        _empty_range(self.conf)
         zero = pg.InfiniteLine(0.0, angle=0, pen=pg.mkPen("#999", width=1))
         self.gap.addItem(zero)
-        off = not any(t.cfg.early_stopping for t in traces)
-        self.patience.setTitle("Early stopping: off in every run (set a patience per run)" if off else
-                               "Early stopping: evaluations since the best")
+        # The counter is drawn for the runs that stop early only: a run without a patience never stops on it.
+        using = [t for t in traces if t.cfg.early_stopping]
+        if not traces:
+            title = "Early stopping: evaluations since the best"
+        elif not using:
+            title = "Early stopping: off in every run"
+        elif len(using) < len(traces):
+            title = f"Early stopping: evaluations since the best ({len(using)} of {len(traces)} runs)"
+        else:
+            title = "Early stopping: evaluations since the best"
+        self.patience.setTitle(title)
+        self.patience_note = None
+        if traces and not using:
+            self.patience.setYRange(0.0, 1.0, padding=0)
+            self.patience.enableAutoRange(enable=False)
+            self.patience_note = pg.TextItem("No run has a patience: set one in a run's settings\n(early stopping) "
+                                             "to draw its counter here.", color="#888", anchor=(0.5, 0.5))
+            self.patience_note.setPos(epochs / 2, 0.5)
+            self.patience.addItem(self.patience_note, ignoreBounds=True)
         for t in traces:
             i = t.index
             d = {
@@ -793,7 +1015,7 @@ class RegularisersPage(QWidget):
                                                symbolBrush=_brush((255, 255, 255, 0)), symbolPen=_pen(i, 1.5)),
                 "gap": self.gap.plot(pen=_pen(i, 2), **_filled_marks(i)),
                 "conf": self.conf.plot(pen=_pen(i, 2), stepMode="center"),
-                "patience": self.patience.plot(pen=_pen(i, 2), **_filled_marks(i)),
+                "patience": self.patience.plot(pen=_pen(i, 2), **_filled_marks(i)) if t.cfg.early_stopping else None,
             }
             if t.cfg.early_stopping:
                 self.patience.addItem(pg.InfiniteLine(t.cfg.early_stopping, angle=0,
@@ -809,7 +1031,8 @@ class RegularisersPage(QWidget):
             d["eval_mode"].setData(e, finite_or_nan(t.train_loss.view), connect="finite")
             with np.errstate(invalid="ignore"):
                 d["gap"].setData(e, finite_or_nan(t.val_loss.view - t.train_loss.view), connect="finite")
-            d["patience"].setData(e, t.patience.view)
+            if d["patience"] is not None:
+                d["patience"].setData(e, t.patience.view)
             if t.last_eval is not None:
                 edges, share = confidence_histogram(t.last_eval.confidences)
                 d["conf"].setData(edges, share)
@@ -908,8 +1131,9 @@ class PlotTabs(QTabWidget):
         self._stale: set[int] = set()
         self.currentChanged.connect(lambda _=None: self._stale.add(self.currentIndex()))
 
-    def reset(self, traces: list[RunTrace]) -> None:
-        self.curves.reset(traces)
+    def reset(self, traces: list[RunTrace], planned_steps: int = 0) -> None:
+        """New runs: every page emptied, with the new comparison's ranges (``planned_steps``: see CurvesPage)."""
+        self.curves.reset(traces, planned_steps)
         self.layers.reset(traces)
         self.regularisers.reset(traces)
         self._stale = {0, 1, 2}

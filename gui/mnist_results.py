@@ -22,13 +22,17 @@ COLUMNS = (
     ("State", "training, done, stopped early (best weights restored), diverged at a step, stopped by you (at a "
               "step: its own stop button or Stop) or failed."),
     ("Epoch", "Epochs trained so far (fractional while inside an epoch)."),
-    ("Val acc", "Validation accuracy at the latest evaluation."),
+    ("Val acc", "Validation accuracy at the latest evaluation while training; at the end, of the final model (with "
+                "early stopping: of the best weights restored, marked 'restored', as the losses beside it)."),
     ("Best val acc", "Highest validation accuracy over the run's evaluations."),
     ("at epoch", "Epoch of the evaluation with the highest validation accuracy."),
-    ("Train loss", "Final training loss (eval mode, on the same fixed sample of training digits as the curves); "
-                   "the latest evaluation's while training."),
-    ("Val loss", "Final validation loss; the latest evaluation's while training."),
-    ("Test acc", "Accuracy on the real test set, scored once at the end (only when the data has one)."),
+    ("Train loss", "Final training loss (eval mode, on the same fixed sample of training digits as the curves) of "
+                   "the final model (the restored best weights with early stopping); the latest evaluation's while "
+                   "training."),
+    ("Val loss", "Final validation loss of the final model (the restored best weights with early stopping); the "
+                 "latest evaluation's while training."),
+    ("Test acc", "Accuracy on the real test set, scored once at the end (only when the data has one; a run stopped "
+                 "before its end is not scored)."),
     ("Patience", "Early stopping: evaluations since the best, out of the patience."),
     ("Gradients", "Whether any layer's gradient norm crossed the exploding or vanishing threshold."),
     ("Wall time", "Seconds the run took (it shares the training process with the other runs)."),
@@ -57,10 +61,13 @@ class ResultsTable(QTableWidget):
         self.verticalHeader().setVisible(False)
         header = self.horizontalHeader()
         # Not ResizeToContents: that re-measures every cell at each change (half a millisecond per setText).
+        # A column grows instead when a new text is wider than it (measured for the changed texts only), and
+        # every column is fitted once the texts are final.
         header.setSectionResizeMode(QHeaderView.Interactive)
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.Stretch)
-        self._sized = False
+        self._final_fit = False
+        self._changed: dict[int, int] = {}  # column -> width of its widest new text this update
         self.setToolTip("One row per run; live while training, final at the end. Select a row to edit that run.")
         self.itemSelectionChanged.connect(self._selected)
         self._cache: dict[tuple[int, int], str] = {}
@@ -76,7 +83,9 @@ class ResultsTable(QTableWidget):
                 self.setItem(r, c, item)
             self.item(r, 0).setIcon(run_icon(t.index))
             self._set(r, 0, f"{t.index + 1}. {t.label}")
-        self._sized = False
+        self._changed.clear()
+        self._final_fit = False
+        self.fit_columns()  # the headers' widths, until texts come
 
     def _set(self, row: int, col: int, text: str, tip: str = "", warn: bool = False) -> None:
         key = (row, col)
@@ -84,16 +93,25 @@ class ResultsTable(QTableWidget):
             return
         self._cache[key] = text + tip + str(warn)
         item = self.item(row, col)
+        if item.text() != text:
+            width = self.fontMetrics().horizontalAdvance(text)
+            self._changed[col] = max(self._changed.get(col, 0), width)
         item.setText(text)
         item.setToolTip(tip or text)
         item.setForeground(QBrush(QColor("#D55E00")) if warn else QBrush())
 
     def update_rows(self, traces: list[RunTrace], explode: float, vanish: float) -> None:
+        self._changed.clear()
         self._update_rows(traces, explode, vanish)
-        finished = all(t.finished for t in traces)
-        if not self._sized or finished:
-            self.fit_columns()
-            self._sized = not finished or self._sized
+        if traces and all(t.finished for t in traces):
+            if not self._final_fit:  # the texts are final: fit every column to them, once
+                self._final_fit = True
+                self.fit_columns()
+            return
+        margin = 2 * self.style().pixelMetric(self.style().PixelMetric.PM_FocusFrameHMargin) + 10
+        for col, width in self._changed.items():
+            if col and width + margin > self.columnWidth(col):
+                self.resizeColumnToContents(col)
 
     def _update_rows(self, traces: list[RunTrace], explode: float, vanish: float) -> None:
         for r, t in enumerate(traces):
@@ -104,7 +122,19 @@ class ResultsTable(QTableWidget):
             tip = t.failed.message if t.failed is not None else state
             self._set(r, 1, state, tip, warn=t.failed is not None or (s is not None and s.diverged))
             self._set(r, 2, f"{t.current_epoch():.2f}")
-            self._set(r, 3, _fmt(ev.val_acc if ev else None, ".1%"))
+            if s is not None and math.isfinite(s.final_val_acc):
+                # The final model's accuracy, like the losses beside it: with early stopping, of the best
+                # weights restored, not of the last evaluation.
+                if s.restored_best:
+                    at = f"epoch {s.best_loss_epoch:.2f}" if math.isfinite(s.best_loss_epoch) else "its best evaluation"
+                    last = f"; the last evaluation's was {ev.val_acc:.1%}" if ev is not None else ""
+                    tip = (f"Of the best weights (lowest validation loss, {at}), restored at the end; the train and "
+                           f"validation losses are theirs too{last}.")
+                    self._set(r, 3, f"{s.final_val_acc:.1%} (restored)", tip)
+                else:
+                    self._set(r, 3, _fmt(s.final_val_acc, ".1%"), "Validation accuracy of the final model.")
+            else:
+                self._set(r, 3, _fmt(ev.val_acc if ev else None, ".1%"))
             if len(t.val_acc):
                 b = int(np.argmax(t.val_acc.view))
                 self._set(r, 4, _fmt(float(t.val_acc.view[b]), ".1%"))
@@ -113,8 +143,9 @@ class ResultsTable(QTableWidget):
                 self._set(r, 4, "-")
                 self._set(r, 5, "-")
             if s is not None:
-                self._set(r, 6, _fmt(s.final_train_loss, ".4f"))
-                self._set(r, 7, _fmt(s.final_val_loss, ".4f"))
+                whose = " of the restored best weights" if s.restored_best else " of the final model"
+                self._set(r, 6, _fmt(s.final_train_loss, ".4f"), f"Training loss{whose}.")
+                self._set(r, 7, _fmt(s.final_val_loss, ".4f"), f"Validation loss{whose}.")
                 self._set(r, 8, _fmt(s.test_acc, ".2%") if s.test_acc is not None else "no test set",
                           "Accuracy on the real test set" if s.test_acc is not None else
                           "This data source has no test set (the bundled subset is training digits only).")
@@ -122,7 +153,15 @@ class ResultsTable(QTableWidget):
             else:
                 self._set(r, 6, _fmt(ev.train_loss if ev else None, ".4f"))
                 self._set(r, 7, _fmt(ev.val_loss if ev else None, ".4f"))
-                self._set(r, 8, "at the end" if t.started is not None and t.started.n_test else "-")
+                has_test = t.started is not None and t.started.n_test > 0
+                if t.finished and has_test:  # ended without a summary: stopped by you, or failed
+                    why = "failed" if t.failed is not None else "stopped"
+                    self._set(r, 8, f"not scored ({why})", "The test set is scored once, at the run's end; this run "
+                                                           f"{why} before it.")
+                elif t.started is not None and not t.started.n_test:
+                    self._set(r, 8, "no test set", "This data source has no test set.")
+                else:
+                    self._set(r, 8, "at the end" if has_test else "-")
                 self._set(r, 11, f"{t.elapsed.view[-1]:.1f} s" if len(t.elapsed) else "-")
             patience = t.cfg.early_stopping
             if patience:
@@ -139,7 +178,7 @@ class ResultsTable(QTableWidget):
                           text, warn=not report.healthy)
 
     def fit_columns(self) -> None:
-        """Size the columns to their contents (once the texts are final, or once while running)."""
+        """Size the columns to their contents (their headers while empty; every text once they are final)."""
         for c in range(1, self.columnCount()):
             self.resizeColumnToContents(c)
 

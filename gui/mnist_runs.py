@@ -191,7 +191,7 @@ def check_schedule(cfg: OptimizerConfig, total_steps: int, where: str) -> None:
     try:
         make_schedule(opt, cfg.schedule, total_steps)
     except ConfigError as exc:
-        raise ConfigError(f"{where}.{exc.field}", exc.problem) from None
+        raise ConfigError(f"{where} {exc.field}", exc.problem) from None
 
 
 class RunEditor(QWidget):
