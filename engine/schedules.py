@@ -377,6 +377,18 @@ def _check_run(config: ScheduleConfig, total_steps: int) -> tuple[int, float]:
     return warmup_steps, start_factor
 
 
+def is_constant(config: ScheduleConfig) -> bool:
+    """True when the schedule never changes the rate: stepping torch's scheduler would only cost time."""
+    return config.name == "constant" and not config.warmup_steps
+
+
+def check_schedule(config: ScheduleConfig, total_steps: int) -> None:
+    """Validate ``config`` for a run of ``total_steps`` as ``make_schedule`` does, attaching nothing."""
+    spec = SCHEDULES.get(config.name)
+    resolve_params(spec.params, config.params, WHERE)
+    _check_run(config, total_steps)
+
+
 def make_schedule(optimizer: torch.optim.Optimizer, config: ScheduleConfig, total_steps: int) -> LRSchedule:
     """Validate ``config`` and attach its schedule (and warmup) to a fresh ``optimizer``.
 
