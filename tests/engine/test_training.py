@@ -334,3 +334,17 @@ def test_a_wrong_number_of_dropout_values_is_explained_in_words(have, values, te
     with pytest.raises(ConfigError) as err:
         TrainConfig(model_params={"depth": have}, dropout_per_layer=values).validate()
     assert err.value.problem == text
+
+
+def test_the_global_gradient_norm_is_torchs_total_norm_of_that_steps_gradients():
+    data = small_data()
+    cfg = TrainConfig(optimizer=OptimizerConfig("sgd", {"lr": 0.05}), epochs=1, batch_size=50, seed=0)
+    model = build_model(cfg)
+    seen = 0
+    for record in run_training(cfg, data, model=model):
+        if isinstance(record, TrainStep) and record.step <= 3:
+            # The step's gradients are still on the parameters when its record arrives.
+            expected = float(torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]))
+            assert record.grad_norm == pytest.approx(expected, rel=1e-6)
+            seen += 1
+    assert seen == 3
