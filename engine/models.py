@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-import torch
 from torch import nn
 
 from .registry import Param, Registry, resolve_params

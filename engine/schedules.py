@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.optim import lr_scheduler as lrs
 
-from .config import ScheduleConfig
+from .config import OptimizerConfig, ScheduleConfig
 from .registry import ConfigError, Param, Registry, resolve_params
 
 WHERE = "schedule"  # prefix of every ConfigError.field raised here, e.g. "schedule.gamma"
@@ -383,10 +383,27 @@ def is_constant(config: ScheduleConfig) -> bool:
 
 
 def check_schedule(config: ScheduleConfig, total_steps: int) -> None:
-    """Validate ``config`` for a run of ``total_steps`` as ``make_schedule`` does, attaching nothing."""
+    """Validate ``config`` for a run of ``total_steps`` as ``make_schedule`` does, attaching nothing.
+    Enough for a constant rate; other schedules can fail only with their optimiser (check_optimizer_schedule)."""
     spec = SCHEDULES.get(config.name)
     resolve_params(spec.params, config.params, WHERE)
     _check_run(config, total_steps)
+
+
+def check_optimizer_schedule(optimizer: OptimizerConfig, total_steps: int, where: str = "") -> None:
+    """Build ``optimizer``'s schedule on a throwaway copy of that optimiser, as a run of ``total_steps`` will,
+    so that settings which only fail together (a one-cycle phase under one step, max_lr below base_lr, a
+    warmup longer than the run, cycling a momentum the optimiser lacks) are refused before the run starts,
+    with a ConfigError whose field is ``where`` followed by the schedule's (``schedule.<setting>``)."""
+    from .optimizers import OPTIMIZERS
+
+    opt = OPTIMIZERS.get(optimizer.name).build([torch.zeros(2, requires_grad=True)], optimizer.params)
+    try:
+        make_schedule(opt, optimizer.schedule, total_steps)
+    except ConfigError as exc:
+        if not where:
+            raise
+        raise ConfigError(f"{where}{exc.field}", exc.problem) from None
 
 
 def make_schedule(optimizer: torch.optim.Optimizer, config: ScheduleConfig, total_steps: int) -> LRSchedule:

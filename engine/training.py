@@ -35,7 +35,7 @@ from .datasets import DATASETS, DigitData, load_source, split_train_val, to_tens
 from .models import MODELS
 from .optimizers import OPTIMIZERS
 from .registry import ConfigError, resolve_params
-from .schedules import SCHEDULES, make_schedule
+from .schedules import SCHEDULES, check_optimizer_schedule, make_schedule
 
 MAX_DROPOUT = 0.95
 
@@ -412,8 +412,7 @@ def check_schedule(cfg: TrainConfig, n_train: int) -> None:
     that settings which only fail together (a warmup longer than the run) are refused before it starts.
     Raises ``ConfigError`` naming ``schedule.<setting>``."""
     _, per_epoch = steps_per_epoch(cfg, max(n_train, 1))
-    opt = OPTIMIZERS.get(cfg.optimizer.name).build([torch.zeros(2, requires_grad=True)], cfg.optimizer.params)
-    make_schedule(opt, cfg.optimizer.schedule, cfg.epochs * per_epoch)
+    check_optimizer_schedule(cfg.optimizer, cfg.epochs * per_epoch)
 
 
 def run_training(cfg: TrainConfig, data: PreparedData | None = None, model: nn.Module | None = None

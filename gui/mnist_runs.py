@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from engine.config import OptimizerConfig, ScheduleConfig
 from engine.optimizers import OPTIMIZERS
 from engine.registry import ConfigError
-from engine.schedules import make_schedule
+from engine.schedules import check_optimizer_schedule
 from engine.training import MAX_DROPOUT
 
 from .param_form import ParamForm
@@ -183,15 +183,9 @@ def lesson(key: str) -> Lesson:
 
 
 def check_schedule(cfg: OptimizerConfig, total_steps: int, where: str) -> None:
-    """Build the schedule on a throwaway optimiser, as the run will, so settings that only fail together
-    (a one-cycle phase under one step, a warmup longer than the run) are refused before the run starts."""
-    import torch
-
-    opt = OPTIMIZERS.get(cfg.name).build([torch.zeros(2, requires_grad=True)], cfg.params)
-    try:
-        make_schedule(opt, cfg.schedule, total_steps)
-    except ConfigError as exc:
-        raise ConfigError(f"{where} {exc.field}", exc.problem) from None
+    """Refuse schedule settings that only fail with their optimiser before the run, the field named
+    ``<where> schedule.<setting>``."""
+    check_optimizer_schedule(cfg, total_steps, f"{where} ")
 
 
 class RunEditor(QWidget):

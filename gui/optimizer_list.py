@@ -8,8 +8,7 @@ from PySide6.QtWidgets import (QComboBox, QGroupBox, QHBoxLayout, QLabel, QListW
 
 from engine.config import OptimizerConfig
 from engine.optimizers import OPTIMIZERS
-from engine.registry import ConfigError
-from engine.schedules import SCHEDULES, make_schedule
+from engine.schedules import SCHEDULES, check_optimizer_schedule
 
 from .param_form import ParamForm
 from .schedule_editor import ScheduleEditor
@@ -19,17 +18,9 @@ MAX_OPTIMIZERS = 8
 
 
 def check_schedule(cfg: OptimizerConfig, total_steps: int, where: str = "optimizer") -> None:
-    """Build the schedule on a throwaway optimiser, as a run would, so that settings that only fail
-    together (max_lr below base_lr, a one-cycle phase under one step, cycling momentum an optimiser
-    lacks) are refused before the run with a ConfigError naming the field, not mid-run."""
-    import torch
-
-    spec = OPTIMIZERS.get(cfg.name)
-    opt = spec.build([torch.zeros(2, requires_grad=True)], cfg.params)
-    try:
-        make_schedule(opt, cfg.schedule, total_steps)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}.{exc.field}", exc.problem) from None
+    """Refuse schedule settings that only fail with their optimiser before the run, the field named
+    ``<where>.schedule.<setting>``."""
+    check_optimizer_schedule(cfg, total_steps, f"{where}.")
 
 
 class OptimizerEditor(QWidget):

@@ -1,7 +1,6 @@
 """Basins and sweep maps in the GUI: computed off the GUI thread, drawn, and a sweep cell replays in the race."""
 import numpy as np
 
-from engine.sweep import SweepAxis
 
 
 def test_basin_map_of_himmelblau_shows_four_basins(window, qtbot):
