@@ -59,3 +59,33 @@ def panel(qtbot):
     p.show()
     yield p
     p.shutdown()
+
+
+@pytest.fixture(scope="module")
+def shared_runner():
+    """One training worker for a module: importing torch in it takes seconds."""
+    from engine.training_process import TrainingRunner
+
+    runner = TrainingRunner(workers=1, threads=1)
+    runner.warm_up(1)
+    yield runner
+    runner.shutdown()
+
+
+@pytest.fixture
+def mnist_panel(qtbot, shared_runner):
+    """The MNIST studio alone, on the module's worker; ``.messages`` collects its status-bar messages."""
+    from gui.mnist_panel import MnistPanel
+
+    p = MnistPanel()
+    p.runner = shared_runner
+    qtbot.addWidget(p)
+    p.resize(1400, 860)
+    p.show()
+    messages = []
+    p.message.connect(messages.append)
+    p.messages = messages
+    yield p
+    p.stop()
+    p.runner = None  # the module's worker is shut down by its own fixture
+    p.shutdown()

@@ -15,35 +15,14 @@ import pytest
 from engine.datasets import BUNDLED_IMAGES, BUNDLED_LABELS, DownloadSource, Mirror, RemoteFile
 from engine.lr_range import LRRangeConfig
 from engine.training import EvalPoint, RunSummary, TrainConfig
-from engine.training_process import JobEnded, JobStarted, StepBlock, TrainingRunner
+from engine.training_process import JobEnded, JobStarted, StepBlock
 
 T10K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist-t10k"
 
 
-@pytest.fixture(scope="module")
-def shared_runner():
-    runner = TrainingRunner(workers=1, threads=1)
-    runner.warm_up(1)
-    yield runner
-    runner.shutdown()
-
-
 @pytest.fixture
-def panel(qtbot, shared_runner):
-    from gui.mnist_panel import MnistPanel
-
-    p = MnistPanel()
-    p.runner = shared_runner  # one worker for the module: importing torch in it takes seconds
-    qtbot.addWidget(p)
-    p.resize(1400, 860)
-    p.show()
-    messages = []
-    p.message.connect(messages.append)
-    p.messages = messages
-    yield p
-    p.stop()
-    p.runner = None  # the module's worker is shut down by its fixture
-    p.shutdown()
+def panel(mnist_panel):
+    return mnist_panel
 
 
 def finished(p):

@@ -4,33 +4,11 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from engine.training_process import TrainingRunner
-
-
-@pytest.fixture(scope="module")
-def shared_runner():
-    runner = TrainingRunner(workers=1, threads=1)
-    runner.warm_up(1)
-    yield runner
-    runner.shutdown()
 
 
 @pytest.fixture
-def panel(qtbot, shared_runner):
-    from gui.mnist_panel import MnistPanel
-
-    p = MnistPanel()
-    p.runner = shared_runner
-    qtbot.addWidget(p)
-    p.resize(1400, 860)
-    p.show()
-    messages = []
-    p.message.connect(messages.append)
-    p.messages = messages
-    yield p
-    p.stop()
-    p.runner = None
-    p.shutdown()
+def panel(mnist_panel):
+    return mnist_panel
 
 
 def _three_runs(panel, epochs):
