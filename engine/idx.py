@@ -174,8 +174,10 @@ def idx_checked_shape(path: str | os.PathLike, expect: str | None = None) -> tup
             f.seek(-4, os.SEEK_END)
             isize = struct.unpack("<I", f.read(4))[0]
             if isize != needed % 2**32:
-                raise IdxError(path, f"cut short or corrupt: the header says {_dims_text(dims)} ({needed:,} bytes), "
-                                     f"but the gzip trailer records {isize:,} bytes uncompressed")
+                # Not quoting the number read: in a file cut short those 4 bytes are compressed data, not a size.
+                raise IdxError(path, f"cut short or corrupt: the header says {_dims_text(dims)} ({needed:,} bytes "
+                                     "uncompressed), but the file does not end with that size, as a whole gzip "
+                                     "file does")
             return dims
     if size < needed:
         raise IdxError(path, f"truncated: {size:,} of {needed:,} bytes (header says {_dims_text(dims)})")

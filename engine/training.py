@@ -40,6 +40,9 @@ from .schedules import SCHEDULES, check_optimizer_schedule, make_schedule
 MAX_DROPOUT = 0.95
 
 
+MIN_TRAIN_DIGITS = 10
+
+
 def _float_tuple(data: Mapping[str, Any], key: str, where: str) -> tuple[float, ...]:
     value = data.get(key, ())
     if not isinstance(value, (list, tuple)):
@@ -125,8 +128,11 @@ class TrainConfig:
             raise ConfigError("early_stopping", f"patience must be 0 (off) or more, got {self.early_stopping}")
         if self.eval_every < 0:
             raise ConfigError("eval_every", f"must be 0 (each epoch) or more, got {self.eval_every}")
-        if self.train_size < 0:
-            raise ConfigError("train_size", f"must be 0 (all) or more, got {self.train_size}")
+        if self.train_size < 0 or 0 < self.train_size < MIN_TRAIN_DIGITS:
+            raise ConfigError("train_size", f"must be 0 (all) or at least {MIN_TRAIN_DIGITS} (one digit a class), "
+                                            f"got {self.train_size}")
+        if isinstance(self.seed, bool) or not 0 <= self.seed < 2 ** 32:
+            raise ConfigError("seed", f"must be a whole number from 0 to {2 ** 32 - 1:,}, got {self.seed}")
         if not 0.0 < self.val_fraction <= 0.9:
             raise ConfigError("val_fraction", f"must be in (0, 0.9], got {self.val_fraction}")
         if self.train_eval_size < 0:
@@ -407,10 +413,18 @@ def steps_per_epoch(cfg: TrainConfig, n_train: int) -> tuple[int, int]:
     return batch, math.ceil(n_train / batch)
 
 
+def check_batch(cfg: TrainConfig, n_train: int) -> None:
+    """Refuse a mini-batch larger than the training split (GD takes the whole split whatever the setting)."""
+    if cfg.optimizer.name != "gd" and cfg.batch_size > n_train > 0:
+        raise ConfigError("batch_size", f"{cfg.batch_size:,} is more than the {n_train:,} training digits; "
+                                        f"use at most {n_train:,} (or GD, which steps on all of them)")
+
+
 def check_schedule(cfg: TrainConfig, n_train: int) -> None:
     """Build the run's schedule on a throwaway optimiser, as the run will with ``n_train`` training digits, so
-    that settings which only fail together (a warmup longer than the run) are refused before it starts.
-    Raises ``ConfigError`` naming ``schedule.<setting>``."""
+    that settings which only fail together (a warmup longer than the run) are refused before it starts; and
+    the batch size against those digits. Raises ``ConfigError`` naming ``schedule.<setting>`` or ``batch_size``."""
+    check_batch(cfg, n_train)
     _, per_epoch = steps_per_epoch(cfg, max(n_train, 1))
     check_optimizer_schedule(cfg.optimizer, cfg.epochs * per_epoch)
 
@@ -431,6 +445,7 @@ def run_training(cfg: TrainConfig, data: PreparedData | None = None, model: nn.M
     if n_train == 0 or len(data.x_val) == 0:
         raise ConfigError("train_size", f"needs digits to train on and to validate with, got {n_train} and "
                                         f"{len(data.x_val)}")
+    check_batch(cfg, n_train)
     batch, per_epoch = steps_per_epoch(cfg, n_train)
     total_steps = cfg.epochs * per_epoch
     sched_cfg = cfg.optimizer.schedule

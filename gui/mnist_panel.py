@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QLabel, QPushB
 from engine.config import OptimizerConfig
 from engine.models import MODELS
 from engine.registry import ConfigError, Param
-from engine.training import TrainConfig, dropout_count_problem, dropout_layer_count
+from engine.training import TrainConfig, check_batch, dropout_count_problem, dropout_layer_count
 from engine.training_diagnostics import (DEFAULT_EXPLODE, DEFAULT_OVERFIT_PATIENCE, DEFAULT_VANISH,
                                          GradientThresholds)
 from engine.training_process import Job, JobEnded, JobFailed, JobStarted, RangeBlock, StepBlock, TrainingRunner
@@ -35,7 +35,7 @@ from .mnist_lr_range import RangePage
 from .mnist_plots import PlotTabs, RunLegend, RunTrace
 from .mnist_results import ResultsTable
 from .mnist_runs import LESSONS, Lesson, RunList, RunSpec, check_schedule, lesson, parse_dropout
-from .param_form import ParamForm
+from .param_form import _BAD_STYLE, ParamForm
 
 SHARED_DEFAULTS = {"epochs": 5, "batch_size": 64, "eval_every": 0, "seed": 0, "train_size": 0, "model": "mlp",
                    "model_params": {}}
@@ -176,6 +176,7 @@ class MnistPanel(QWidget):
         self.runs.changed.connect(self._runs_changed)
         self.runs.lesson_chosen.connect(self.apply_lesson)
         self.diagnostics = ParamForm(DIAGNOSTIC_PARAMS, "diagnostics")
+        self._accepted_thresholds = (DEFAULT_EXPLODE, DEFAULT_VANISH, DEFAULT_OVERFIT_PATIENCE)
         self.diagnostics.invalid.connect(self.message)
         self.diagnostics.changed.connect(self._thresholds_changed)
         self.run_button = QPushButton("Train")
@@ -309,6 +310,10 @@ class MnistPanel(QWidget):
         n = self._train_digits()
         for row, spec in self.runs.specs(only_enabled):
             cfg = make_config(shared, spec, row)
+            try:
+                check_batch(cfg, n)
+            except ConfigError as exc:
+                raise ConfigError(f"run {row + 1} {exc.field}", exc.problem) from None
             check_schedule(cfg.optimizer, self.total_steps(cfg, n), f"run {row + 1}")
             out.append(cfg)
         return out
@@ -397,20 +402,29 @@ class MnistPanel(QWidget):
             text += f" On screen: the previous results ({shown})."
         self.status.setText(text)
 
-    def _thresholds(self) -> tuple[float, float, int]:
+    def _checked_thresholds(self) -> tuple[float, float, int]:
+        """The diagnostics' thresholds, validated together; ConfigError naming the field otherwise, with the
+        vanishing field marked when it is not below the exploding one (each field alone marks itself)."""
+        v = self.diagnostics.values()
+        vanish_field = self.diagnostics.widgets["vanish"]
         try:
-            v = self.diagnostics.values()
             GradientThresholds(v["explode"], v["vanish"]).validate()
-            return v["explode"], v["vanish"], v["overfit"]
-        except ConfigError:
-            return DEFAULT_EXPLODE, DEFAULT_VANISH, DEFAULT_OVERFIT_PATIENCE
+        except ConfigError as exc:
+            vanish_field.setStyleSheet(_BAD_STYLE)
+            vanish_field.setToolTip(f"{exc}\n\n{vanish_field.param.tooltip()}")
+            raise
+        vanish_field.check()  # clears a mark left by an earlier pair
+        return v["explode"], v["vanish"], v["overfit"]
+
+    def _thresholds(self) -> tuple[float, float, int]:
+        """What the plots flag against: the thresholds last accepted (the fields may hold a refused pair)."""
+        return self._accepted_thresholds
 
     def _thresholds_changed(self) -> None:
         try:
-            v = self.diagnostics.values()
-            GradientThresholds(v["explode"], v["vanish"]).validate()
+            self._accepted_thresholds = self._checked_thresholds()
         except ConfigError as exc:
-            self.message.emit(str(exc))
+            self.message.emit(f"{exc}; the plots keep the last accepted thresholds")
             return
         self._redraw(force=True)
 
@@ -443,6 +457,7 @@ class MnistPanel(QWidget):
         try:
             self.picker.check_ready()
             configs = self.configs()
+            self._checked_thresholds()
         except ConfigError as exc:
             self.message.emit(str(exc))
             self.status.setText(f"Not started: {exc}")

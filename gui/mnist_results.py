@@ -23,7 +23,8 @@ COLUMNS = (
               "step: its own stop button or Stop) or failed."),
     ("Epoch", "Epochs trained so far (fractional while inside an epoch)."),
     ("Val acc", "Validation accuracy at the latest evaluation while training; at the end, of the final model (with "
-                "early stopping: of the best weights restored, marked 'restored', as the losses beside it)."),
+                "early stopping: of the best weights restored, those of the lowest validation loss, marked "
+                "'restored' with their epoch, as the losses beside it)."),
     ("Best val acc", "Highest validation accuracy over the run's evaluations."),
     ("at epoch", "Epoch of the evaluation with the highest validation accuracy."),
     ("Train loss", "Final training loss (eval mode, on the same fixed sample of training digits as the curves) of "
@@ -45,6 +46,14 @@ def _fmt(value: float | None, spec: str) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return "not finite"
     return format(value, spec)
+
+
+def _loss(value: float | None) -> str:
+    """Four decimals, as losses are usually read; a blown-up loss (a run on its way to diverging) in powers
+    of ten rather than twenty digits."""
+    if value is not None and math.isfinite(value) and abs(value) >= 1e4:
+        return format(value, ".3e")
+    return _fmt(value, ".4f")
 
 
 class ResultsTable(QTableWidget):
@@ -130,7 +139,8 @@ class ResultsTable(QTableWidget):
                     last = f"; the last evaluation's was {ev.val_acc:.1%}" if ev is not None else ""
                     tip = (f"Of the best weights (lowest validation loss, {at}), restored at the end; the train and "
                            f"validation losses are theirs too{last}.")
-                    self._set(r, 3, f"{s.final_val_acc:.1%} (restored)", tip)
+                    when = f", epoch {s.best_loss_epoch:.2f}" if math.isfinite(s.best_loss_epoch) else ""
+                    self._set(r, 3, f"{s.final_val_acc:.1%} (restored{when})", tip)
                 else:
                     self._set(r, 3, _fmt(s.final_val_acc, ".1%"), "Validation accuracy of the final model.")
             else:
@@ -144,15 +154,15 @@ class ResultsTable(QTableWidget):
                 self._set(r, 5, "-")
             if s is not None:
                 whose = " of the restored best weights" if s.restored_best else " of the final model"
-                self._set(r, 6, _fmt(s.final_train_loss, ".4f"), f"Training loss{whose}.")
-                self._set(r, 7, _fmt(s.final_val_loss, ".4f"), f"Validation loss{whose}.")
+                self._set(r, 6, _loss(s.final_train_loss), f"Training loss{whose}.")
+                self._set(r, 7, _loss(s.final_val_loss), f"Validation loss{whose}.")
                 self._set(r, 8, _fmt(s.test_acc, ".2%") if s.test_acc is not None else "no test set",
                           "Accuracy on the real test set" if s.test_acc is not None else
                           "This data source has no test set (the bundled subset is training digits only).")
                 self._set(r, 11, f"{s.wall_time:.1f} s")
             else:
-                self._set(r, 6, _fmt(ev.train_loss if ev else None, ".4f"))
-                self._set(r, 7, _fmt(ev.val_loss if ev else None, ".4f"))
+                self._set(r, 6, _loss(ev.train_loss if ev else None))
+                self._set(r, 7, _loss(ev.val_loss if ev else None))
                 has_test = t.started is not None and t.started.n_test > 0
                 if t.finished and has_test:  # ended without a summary: stopped by you, or failed
                     why = "failed" if t.failed is not None else "stopped"
@@ -174,8 +184,9 @@ class ResultsTable(QTableWidget):
                 self._set(r, 10, "-")
             else:
                 text = report.describe(t.layer_names)
-                self._set(r, 10, "ok" if report.healthy else ("exploding" if report.exploding.any() else "vanishing"),
-                          text, warn=not report.healthy)
+                flags = [name for name, hit in (("exploding", report.exploding.any()),
+                                                ("vanishing", report.vanishing.any())) if hit]
+                self._set(r, 10, " + ".join(flags) or "ok", text, warn=not report.healthy)
 
     def fit_columns(self) -> None:
         """Size the columns to their contents (their headers while empty; every text once they are final)."""

@@ -348,3 +348,22 @@ def test_the_global_gradient_norm_is_torchs_total_norm_of_that_steps_gradients()
             assert record.grad_norm == pytest.approx(expected, rel=1e-6)
             seen += 1
     assert seen == 3
+
+
+@pytest.mark.parametrize("changes, field", [({"seed": -1}, "seed"), ({"seed": 2 ** 32}, "seed"),
+                                            ({"train_size": 3}, "train_size")])
+def test_seeds_numpy_cannot_take_and_too_few_digits_are_refused_with_the_field_named(changes, field):
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(**changes).validate()
+    assert info.value.field == field
+
+
+def test_a_batch_larger_than_the_training_digits_is_refused_but_gd_takes_them_all():
+    data = small_data()
+    n = len(data.x_train)
+    with pytest.raises(ConfigError) as info:
+        next(run_training(TrainConfig(batch_size=n + 1, epochs=1), data))
+    assert info.value.field == "batch_size" and f"{n:,} training digits" in info.value.problem
+    gd = TrainConfig(optimizer=OptimizerConfig("gd", {"lr": 0.1}), batch_size=n + 1, epochs=1)
+    steps = [r for r in run_training(gd, data) if isinstance(r, TrainStep)]
+    assert len(steps) == 1  # the whole split in one step

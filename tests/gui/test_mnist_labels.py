@@ -162,7 +162,7 @@ def test_an_early_stopped_row_shows_the_restored_model_throughout(mnist):
     _show(mnist, [t])
     cells = _cells(mnist, 0)
     assert cells[1] == "stopped early, best restored"
-    assert cells[3] == "80.0% (restored)"
+    assert cells[3] == "80.0% (restored, epoch 0.50)"  # the epoch of the weights kept, said in the cell
     assert (cells[6], cells[7]) == ("0.5500", "0.5000")
     assert "epoch 0.50" in mnist.results.item(0, 3).toolTip() and "75.0%" in mnist.results.item(0, 3).toolTip()
     assert "restored" in mnist.results.item(0, 7).toolTip()
@@ -415,3 +415,11 @@ def test_results_columns_grow_when_a_longer_text_arrives(mnist):
     for col, text in ((1, "stopped by you at step 20"), (8, "not scored (stopped)")):
         assert table.item(0, col).text() == text
         assert table.columnWidth(col) >= table.fontMetrics().horizontalAdvance(text), (col, text)
+
+
+def test_blown_up_losses_read_in_powers_of_ten_and_ordinary_ones_in_four_decimals():
+    from gui.mnist_results import _loss
+
+    assert _loss(6120638184201125888.0) == "6.121e+18"
+    assert _loss(0.123456) == "0.1235" and _loss(9999.5) == "9999.5000"
+    assert _loss(float("nan")) == "not finite" and _loss(None) == "-"

@@ -103,3 +103,28 @@ def test_a_hidden_panel_draws_nothing_and_catches_up_when_shown(panel, qtbot):
     x, _ = panel.plots.curves.items[0]["loss"].getData()
     assert len(x) == 14
     assert [panel.results.item(r, 1).text() for r in range(3)] == ["done"] * 3
+
+
+def test_a_vanishing_threshold_above_the_exploding_one_is_marked_and_refused_and_the_plots_keep_the_last(panel):
+    fields = panel.diagnostics.widgets
+    fields["vanish"].setText("1e-6")
+    fields["vanish"].editingFinished.emit()
+    assert panel._thresholds()[1] == 1e-6
+    fields["vanish"].setText("1000")  # above the exploding threshold (100 by default)
+    fields["vanish"].editingFinished.emit()
+    assert "border" in fields["vanish"].styleSheet()
+    assert any("vanish" in m and "below the exploding threshold" in m for m in panel.messages)
+    assert panel._thresholds()[1] == 1e-6  # not silently the default, nor the refused value
+    panel.start()
+    assert not panel.traces and "Not started" in panel.status.text() and "vanish" in panel.status.text()
+    fields["vanish"].setText("1e-5")
+    fields["vanish"].editingFinished.emit()
+    assert fields["vanish"].styleSheet() == "" and panel._thresholds()[1] == 1e-5
+
+
+def test_a_batch_larger_than_the_training_digits_is_refused_before_anything_starts(panel):
+    panel.picker.train_size.setValue(300)
+    panel.batch.setValue(1000)
+    panel.start()
+    assert not panel.traces
+    assert "batch_size" in panel.status.text() and "300 training digits" in panel.status.text()
