@@ -45,8 +45,8 @@ LAYER_COLOURS = ("#0072B2", "#CC79A7", "#009E73", "#E69F00", "#56B4E9", "#D55E00
 LAYER_SYMBOLS = ("o", "s", "t", "d", "p", "h", "star", "t1")
 # Robust loss axes ("fit loss axes to typical values"): each run's own top is its values' upper fence (90th
 # percentile + FENCE_K x its 10-90 spread; its maximum when it has fewer than 8 values), so a short spike does
-# not count; a run whose top is more than OUTLIER_RATIO x the median of the other runs' tops (a divergence) is
-# left out; the axis reaches the highest remaining top, and at least START_HEADROOM x the runs' median first value.
+# not count; a run whose top is more than OUTLIER_RATIO x the runs' median first value (or the lowest top, if
+# higher) is left out (a divergence: compared runs start from the same weights, so from the same loss); the axis reaches the highest remaining top, and at least START_HEADROOM x the runs' median first value.
 FENCE_K = 1.5
 OUTLIER_RATIO = 4.0
 START_HEADROOM = 1.15
@@ -322,9 +322,11 @@ class StickyY:
         if not self._tops:
             return None
         tops = np.asarray(self._tops)
-        if len(tops) > 1:  # each run against the median of the others (with two runs, the other one)
-            others = np.array([np.median(np.delete(tops, k)) for k in range(len(tops))])
-            tops = tops[tops <= OUTLIER_RATIO * others]  # the lowest top always stays
+        if len(tops) > 1:
+            # Against the runs' common start (they share initial weights) or the lowest top if higher: a
+            # reference that holds however many runs blow up (a median of the others does not when most do).
+            ref = max(float(np.median(self._starts)) if self._starts else 0.0, float(tops.min()))
+            tops = tops[tops <= OUTLIER_RATIO * ref]  # the lowest top always stays
         top = float(tops.max())
         if self._starts:
             top = max(top, START_HEADROOM * float(np.median(self._starts)))

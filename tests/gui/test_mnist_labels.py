@@ -290,6 +290,16 @@ def test_one_spiking_or_diverging_run_does_not_flatten_the_others(mnist):
     assert hi >= 6e7 and curves.clip_note.text() == ""
 
 
+def test_the_healthy_run_fills_the_plot_even_when_most_runs_blow_up(mnist):
+    n = 100
+    calm = np.linspace(2.3, 0.1, n)
+    huge, huger = np.linspace(2.3, 2.5e13, n), np.linspace(2.3, 6e18, n)  # finite, but far beyond any lesson
+    _show(mnist, [_trace(0, losses=calm), _trace(1, losses=huge), _trace(2, losses=huger)])
+    lo, hi = _y_range(mnist.plots.curves.step_loss)
+    assert 2.3 <= hi < 8.0 and lo <= 0.1
+    assert "up to 6e+18" in mnist.plots.curves.clip_note.text()
+
+
 def test_the_log_switch_shows_every_run_masks_what_is_not_positive_and_keeps_the_divergence(mnist):
     curves = mnist.plots.curves
     traces = _spiky_runs()
