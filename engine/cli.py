@@ -13,6 +13,50 @@ from typing import Any, Iterable
 from .config import OptimizerConfig, ScheduleConfig
 from .registry import ConfigError
 
+
+class CliError(Exception):
+    """A problem that is not a setting (unreadable data, an output folder that cannot be written): one line
+    on stderr and exit code 2, like a ConfigError, with no field to name."""
+
+
+def _data_errors() -> tuple[type[Exception], ...]:
+    # Imported late: the CLI imports nothing heavy until a command needs it.
+    from .datasets import DataSourceError
+    from .idx import IdxError
+    return IdxError, DataSourceError
+
+
+def _output_folder(path: str) -> Path:
+    """``--out``, created and proven writable before a run starts, so that a bad folder does not cost the run."""
+    out = Path(path)
+    probe = out / ".optiscope-write-check"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise CliError(f"cannot write to the output folder {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def _distinct(labels: Iterable[str]) -> list[str]:
+    """Labels with repeats told apart ('adam', 'adam (2)'): runs with the same settings must not share a name
+    in the files."""
+    result: list[str] = []
+    for label in labels:
+        name, n = label, 1
+        while name in result:
+            n += 1
+            name = f"{label} ({n})"
+        result.append(name)
+    return result
+
+
+def _wrote(paths: list[Path]) -> str:
+    names = [str(p) for p in paths]
+    return "wrote " + (f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else names[0])
+
+
 EPILOG = """examples:
   python main.py run landscape --function rosenbrock --optimizer gd:lr=0.001 --optimizer adam:lr=0.05 --out runs/race
   python main.py run mnist --optimizer adam:lr=0.001 --epochs 3 --out runs/mnist
@@ -101,14 +145,17 @@ def run_landscape_cmd(args) -> int:
     from .optimizers import OPTIMIZERS
 
     sched = _schedule(args)
-    optimizers = []
+    named, labels = [], []
     texts = args.optimizer or ["adam"]
     for text in texts:
         name, params = parse_named(text, "optimizer")
         label = OPTIMIZERS.get(name).label
         if sum(1 for t in texts if parse_named(t, "optimizer")[0] == name) > 1:
             label = f"{label} ({text.partition(':')[2] or 'defaults'})"  # tell repeated optimisers apart
-        optimizers.append(OptimizerConfig(name, params, sched, label))
+        named.append((name, params))
+        labels.append(label)
+    optimizers = [OptimizerConfig(name, params, sched, label)
+                  for (name, params), label in zip(named, _distinct(labels))]
     fparams = dict(parse_named(f"x:{args.function_params}", "function_params")[1]) if args.function_params else {}
     start = None
     if args.start:
@@ -123,7 +170,7 @@ def run_landscape_cmd(args) -> int:
                           batch_size=args.batch_size or 0)
     cfg.validate()
     batching = _batching_line(cfg)
-    out = Path(args.out)
+    out = _output_folder(args.out)
     labels = [o.label for o in cfg.optimizers]
     started = time.perf_counter()
     last = None
@@ -149,7 +196,7 @@ def run_landscape_cmd(args) -> int:
         print(f"{label}: {status}")
     if batching:
         print(batching)
-    print(f"wrote {out / 'trajectories.csv'}")
+    print(_wrote([out / "trajectories.csv", out / "config.json"]))
     return 0
 
 
@@ -193,7 +240,9 @@ def run_mnist_cmd(args) -> int:
         model_params["dropout"] = dropout_values[0]
     dataset_params = {"which": args.which} if args.dataset == "download" else {}
     configs = []
-    for text in args.optimizer or ["adam:lr=0.001"]:
+    texts = args.optimizer or ["adam:lr=0.001"]
+    labels = _distinct(texts) if len(texts) > 1 else [""] * len(texts)
+    for text, label in zip(texts, labels):
         name, params = parse_named(text, "optimizer")
         if args.weight_decay is not None:
             params["weight_decay"] = args.weight_decay
@@ -203,7 +252,7 @@ def run_mnist_cmd(args) -> int:
                           epochs=args.epochs, batch_size=args.batch_size, label_smoothing=args.label_smoothing,
                           early_stopping=args.patience, eval_every=args.eval_every, augment=args.augment,
                           seed=args.seed, dropout_per_layer=dropout_values if len(dropout_values) > 1 else (),
-                          label=text if len(args.optimizer or []) > 1 else "")
+                          label=label)
         try:
             cfg.validate()
         except ConfigError as exc:
@@ -215,14 +264,18 @@ def run_mnist_cmd(args) -> int:
     # The data once (shared with the runs), so that a schedule that does not fit a run is refused before any
     # run starts rather than when it does.
     cache = DataCache()
+    try:
+        n_train = [len(cache.get(cfg).x_train) for cfg in configs]
+    except _data_errors() as exc:
+        raise CliError(str(exc)) from None
     if not args.lr_range:
         for k, cfg in enumerate(configs):
             try:
-                check_schedule(cfg, len(cache.get(cfg).x_train))
+                check_schedule(cfg, n_train[k])
             except ConfigError as exc:
-                raise ConfigError(f"optimizer {args.optimizer[k]} {exc.field}" if several else exc.field,
+                raise ConfigError(f"optimizer {cfg.label} {exc.field}" if several else exc.field,
                                   exc.problem) from None
-    out = Path(args.out)
+    out = _output_folder(args.out)
     started = time.perf_counter()
     if args.lr_range:
         rcfg = LRRangeConfig(args.lr_start, args.lr_end, args.lr_steps).validate()
@@ -238,7 +291,7 @@ def run_mnist_cmd(args) -> int:
         _write_csv(out / "lr_range.csv", ["step", "lr", "loss", "smoothed_loss"], rows)
         print(f"suggested learning rate {result.suggested_lr:.3g} (rate at the minimum / 10: {result.min_over_10:.3g}); "
               f"{result.reason}")
-        print(f"wrote {out / 'lr_range.csv'}")
+        print(_wrote([out / "lr_range.csv"]))
         return 0
 
     steps, layers, evals, summaries = [], [], [], {}
@@ -282,12 +335,15 @@ def run_mnist_cmd(args) -> int:
     for k, cfg in enumerate(configs):
         msg = _summary_line(summaries[k])
         print(f"{cfg.display_label}: {msg}" if several else msg)
-    print(f"wrote {out / 'steps.csv'}, {out / 'layers.csv'} and {out / 'evals.csv'}")
+    print(_wrote([out / name for name in ("steps.csv", "layers.csv", "evals.csv", "summary.json")]))
     return 0
 
 
-def _job_error(item, what: str) -> ConfigError:
-    """A failed job's error as the ConfigError it was (the field named once, not inside the message)."""
+def _job_error(item, what: str) -> ConfigError | CliError:
+    """A failed job's error as the ConfigError it was (the field named once, not inside the message), or, for
+    data that could not be read, as its own message (it names the file)."""
+    if item.kind in {cls.__name__ for cls in _data_errors()}:
+        return CliError(item.message)
     prefix = f"{item.field}: "
     if item.field and item.message.startswith(prefix):
         return ConfigError(item.field, item.message[len(prefix):])
@@ -384,7 +440,7 @@ def run_cli(argv: list[str]) -> int:
         return 0
     try:
         return args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, CliError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -393,6 +449,9 @@ def run_cli(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except _data_errors() as exc:  # data read outside run mnist's own check (sessions, render): the same one line
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 # ---- sessions: `run SESSION`, `render`, `presets` ------------------------------------------------------
@@ -456,6 +515,7 @@ def run_session_cmd(args) -> int:
     session = _session_overrides(resolve_session(args.session), args)
     view = args.view or session.view
     total = estimated_total(session, view)
+    _output_folder(args.out)
     bar = Progress(total, "run", enabled=not args.quiet)
     files = run_session(session, args.out, view=view, progress=lambda done, extra: bar(done, extra))
     bar(total)

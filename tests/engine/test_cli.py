@@ -127,3 +127,115 @@ def test_landscape_batch_size_refusals(tmp_path, capsys, flags, message):
 def test_landscape_batch_size_equal_to_the_data_set_is_accepted(tmp_path):
     assert run_cli(["run", "landscape", "--function", "linear_regression", "--function-params", "n_points=64",
                     "--optimizer", "sgd:lr=0.1", "--batch-size", "64", "--steps", "5", "--out", str(tmp_path / "l")]) == 0
+
+
+# ---- data errors, the output folder, repeated runs, the closing line ---------------------------------------
+
+FAST = ["--train-size", "200", "--epochs", "1", "--batch-size", "50", "--dropout", "0"]
+
+
+def _idx_folder(folder, images=None, labels=None):
+    from engine.idx import encode_idx
+
+    folder.mkdir()
+    images = np.zeros((20, 28, 28), np.uint8) if images is None else images
+    labels = (np.arange(20) % 10).astype(np.uint8) if labels is None else labels
+    (folder / "train-images-idx3-ubyte").write_bytes(encode_idx(images))
+    (folder / "train-labels-idx1-ubyte").write_bytes(encode_idx(labels))
+    return folder
+
+
+def _truncated(folder):
+    path = _idx_folder(folder) / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:1000])
+    return folder
+
+
+def _one_error_line(err, *names):
+    assert err.startswith("error: ") and err.endswith("\n") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for name in names:
+        assert name in err, (name, err)
+
+
+@pytest.mark.parametrize("make, names", [
+    (_truncated, ["train-images-idx3-ubyte: truncated: 1,000 of 15,696 bytes"]),
+    (lambda f: _idx_folder(f, labels=np.full(20, 12, np.uint8)), ["train-labels-idx1-ubyte: label 12 out of range"]),
+    (lambda f: f, ["is not a folder"]),  # never created
+    (lambda f: f.mkdir() or f, ["no MNIST-format training files in"]),
+])
+@pytest.mark.parametrize("flags", [[], ["--lr-range", "--lr-steps", "5"]])
+def test_unreadable_data_is_one_line_naming_the_file_with_exit_code_2(tmp_path, capsys, make, names, flags):
+    data = make(tmp_path / "data")
+    out = tmp_path / "m"
+    code = run_cli(["run", "mnist", "--dataset", "idx_folder", "--data-path", str(data), *FAST, *flags,
+                    "--out", str(out)])
+    cap = capsys.readouterr()
+    assert code == 2 and cap.out == ""
+    _one_error_line(cap.err, *names)
+    assert not out.exists(), "refused before anything ran"
+
+
+@pytest.mark.parametrize("optimizers", [["adam"], ["adam", "sgd:lr=0.1"]])
+def test_a_data_error_raised_inside_a_run_is_one_line_with_exit_code_2(tmp_path, capsys, monkeypatch, optimizers):
+    import engine.training
+    from engine.idx import IdxError
+
+    def failing(cfg, data):
+        raise IdxError(tmp_path / "train-images-idx3-ubyte", "truncated: 1 of 2 bytes")
+        yield
+
+    monkeypatch.setattr(engine.training, "run_training", failing)
+    flags = [a for o in optimizers for a in ("--optimizer", o)]
+    assert run_cli(["run", "mnist", *flags, *FAST, "--out", str(tmp_path / "m")]) == 2
+    _one_error_line(capsys.readouterr().err, "train-images-idx3-ubyte: truncated: 1 of 2 bytes")
+
+
+@pytest.mark.parametrize("kind", [["mnist", *FAST], ["mnist", *FAST, "--lr-range", "--lr-steps", "5"],
+                                  ["landscape", "--steps", "5"]])
+def test_an_output_folder_that_cannot_be_made_is_refused_before_any_training(tmp_path, capsys, monkeypatch, kind):
+    import engine.landscape
+    import engine.training_process
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(engine.training_process, "run_jobs_inline", no_training)
+    monkeypatch.setattr(engine.landscape, "run_landscape", no_training)
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "a-file" / "out"  # under a file: no folder can be made there
+    assert run_cli(["run", *kind, "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: cannot write to the output folder {out}: Not a directory\n"
+
+
+def test_runs_with_the_same_settings_get_distinct_names_everywhere(tmp_path, capsys):
+    out = tmp_path / "m"
+    assert run_cli(["run", "mnist", "--optimizer", "adam:lr=0.001", "--optimizer", "adam:lr=0.001",
+                    "--optimizer", "sgd:lr=0.1", *FAST, "--out", str(out)]) == 0
+    names = ["adam:lr=0.001", "adam:lr=0.001 (2)", "sgd:lr=0.1"]
+    for name in ("steps.csv", "layers.csv", "evals.csv"):
+        assert sorted({r["run"] for r in rows(out / name)}) == names, name
+    runs = json.loads((out / "summary.json").read_text())["runs"]
+    assert [r["training"]["label"] for r in runs] == names
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.partition(": best")[0] for line in printed[:3]] == names
+
+
+def test_landscape_optimisers_with_the_same_settings_get_distinct_names(tmp_path, capsys):
+    out = tmp_path / "l"
+    assert run_cli(["run", "landscape", "--optimizer", "adam:lr=0.05", "--optimizer", "adam:lr=0.05",
+                    "--steps", "3", "--out", str(out)]) == 0
+    assert list(trajectories(out / "trajectories.csv")) == ["Adam (lr=0.05)", "Adam (lr=0.05) (2)"]
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.partition(": ")[0] for line in printed[:2]] == ["Adam (lr=0.05)", "Adam (lr=0.05) (2)"]
+
+
+def test_the_closing_line_lists_every_file_written(tmp_path, capsys):
+    out = tmp_path / "m"
+    assert run_cli(["run", "mnist", *FAST, "--out", str(out)]) == 0
+    listed = capsys.readouterr().out.splitlines()[-1]
+    assert listed == f"wrote {out / 'steps.csv'}, {out / 'layers.csv'}, {out / 'evals.csv'} and {out / 'summary.json'}"
+    assert sorted(p.name for p in out.iterdir()) == ["evals.csv", "layers.csv", "steps.csv", "summary.json"]
+    assert run_cli(["run", "landscape", "--steps", "3", "--out", str(tmp_path / "l")]) == 0
+    listed = capsys.readouterr().out.splitlines()[-1]
+    assert listed == f"wrote {tmp_path / 'l' / 'trajectories.csv'} and {tmp_path / 'l' / 'config.json'}"
