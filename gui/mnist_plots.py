@@ -10,6 +10,7 @@ run gets an x at its last finite point.
 from __future__ import annotations
 
 import functools
+import html
 import math
 import time
 from typing import Any
@@ -43,6 +44,7 @@ LAYERS_INTERVAL_S = 0.1  # the Layers page redraws at most this often while a ru
 # against white) and its black (invisible on the dark theme); the symbols tell layers apart past six.
 LAYER_COLOURS = ("#0072B2", "#CC79A7", "#009E73", "#E69F00", "#56B4E9", "#D55E00")
 LAYER_SYMBOLS = ("o", "s", "t", "d", "p", "h", "star", "t1")
+LAYER_GLYPHS = ("\u25cf", "\u25a0", "\u25bc", "\u25c6", "\u2b1f", "\u2b22", "\u2605", "\u25b2")  # the same, as text
 # Robust loss axes ("fit loss axes to typical values"): each run's own top is its values' upper fence (90th
 # percentile + FENCE_K x its 10-90 spread; its maximum when it has fewer than 8 values), so a short spike does
 # not count; a run whose top is more than OUTLIER_RATIO x the runs' median first value (or the lowest top, if
@@ -830,15 +832,21 @@ class LayersPage(QWidget):
         super().__init__(parent)
         self.run_combo = QComboBox()
         self.run_combo.setToolTip("Whose layers to show.")
+        # One key for the three plots, beside the run's name: legends inside the plots covered their curves.
+        self.key = QLabel()
+        self.key.setTextFormat(Qt.RichText)
+        self.key.setToolTip("Each layer's colour and marker, the same in the three plots.")
         self.note = QLabel()
         self.note.setWordWrap(True)
         top = QHBoxLayout()
         top.addWidget(QLabel("run"))
         top.addWidget(self.run_combo)
+        top.addWidget(self.key)
+        top.addSpacing(12)
         top.addWidget(self.note, 1)
-        self.grad = make_plot("Gradient norm per layer", "||g||", "step", log_y=True, legend=True)
-        self.weight = make_plot("Weight norm per layer", "||W||", "step", legend=True)
-        self.ratio = make_plot("Update / weight ratio", "||dW|| / ||W||", "step", log_y=True, legend=True)
+        self.grad = make_plot("Gradient norm per layer", "||g||", "step", log_y=True)
+        self.weight = make_plot("Weight norm per layer", "||W||", "step")
+        self.ratio = make_plot("Update / weight ratio", "||dW|| / ||W||", "step", log_y=True)
         self.grad.setToolTip("L2 norm of each layer's weight gradient. Above the upper dashed line: exploding; below "
                              "the lower one: vanishing (set both in Diagnostics).")
         self.weight.setToolTip("L2 norm of each layer's weight matrix after the update.")
@@ -885,6 +893,7 @@ class LayersPage(QWidget):
         self._empty_ranges()
         self.note.setText("No layer statistics yet.")
         self.note.setStyleSheet("")
+        self.key.setText("")
 
     def _empty_ranges(self) -> None:
         _empty_range(self.grad, y=(1e-6, 100.0), log_y=True)
@@ -897,13 +906,17 @@ class LayersPage(QWidget):
         self._empty_ranges()
         self.curves = {"grad": [], "weight": [], "ratio": []}
         width = trace.layer_grad.view.shape[1] if trace.layer_grad is not None else 0
+        keys = []
         for k in range(width):
             name = trace.layer_names[k] if k < len(trace.layer_names) else str(k)
             colour = LAYER_COLOURS[k % len(LAYER_COLOURS)]
+            glyph = LAYER_GLYPHS[k % len(LAYER_GLYPHS)]
+            keys.append(f'<span style="color:{colour}">{glyph}&#8202;&#9472;</span>&nbsp;{html.escape(name)}')
             for key, plot in (("grad", self.grad), ("weight", self.weight), ("ratio", self.ratio)):
                 item = plot.plot(pen=pg.mkPen(colour, width=1.5), symbol=LAYER_SYMBOLS[k % len(LAYER_SYMBOLS)],
                                  symbolSize=5, symbolBrush=_brush(colour), symbolPen=_spen(None), name=name)
                 self.curves[key].append(item)
+        self.key.setText("&nbsp;&nbsp;".join(keys))
         self.grad.addItem(self.explode_line)
         self.grad.addItem(self.vanish_line)
         self.ratio.addItem(self.healthy_line)
