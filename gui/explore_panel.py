@@ -85,6 +85,8 @@ class _Job:
 
     def start(self, factory, on_result) -> None:
         self.on_result = on_result
+        if self.worker is not None:  # the previous computation gave its result but its thread may not have ended
+            self._keep_until_finished(self.worker)
         self.worker = GeneratorWorker(factory, capacity=None)
         self.worker.failed.connect(lambda m, d: self.panel.error.emit(f"The computation stopped: {m}", d))
         self.worker.start()
@@ -110,11 +112,16 @@ class _Job:
         if self.worker is not None:
             worker, self.worker = self.worker, None
             worker.stop(wait_ms=1_000)
-            if worker.isRunning():
-                self._stopping.append(worker)
-                worker.finished.connect(lambda w=worker: w in self._stopping and self._stopping.remove(w))
+            self._keep_until_finished(worker)
             self.button.setText(self.start_text)
             self.bar.setValue(0)
+
+    def _keep_until_finished(self, worker: GeneratorWorker) -> None:
+        """Hold a reference to a thread that is still running until it ends: a QThread dropped while running
+        aborts the process."""
+        if worker.isRunning():
+            self._stopping.append(worker)
+            worker.finished.connect(lambda w=worker: w in self._stopping and self._stopping.remove(w))
 
     def shutdown(self) -> None:
         """Cancel, then wait for every thread this job started: the window is closing."""

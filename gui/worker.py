@@ -91,7 +91,9 @@ class GeneratorWorker(QThread):
             return len(self._buffer)
 
     def finished_and_drained(self) -> bool:
-        return self.exhausted and self.pending() == 0
+        """Every record taken and the thread ended. ``exhausted`` is set before ``run`` returns, so it alone
+        would let a caller drop a thread that is still running, which aborts the process."""
+        return self.exhausted and self.pending() == 0 and self.isFinished()
 
     def stop(self, wait_ms: int = 10_000) -> None:
         """Ask the generator to stop at its next record and wait for the thread to end."""

@@ -41,3 +41,47 @@ def test_a_huge_record_still_runs_two_ahead(qtbot):
     qtbot.waitUntil(lambda: w.pending() == 2, timeout=10_000)
     assert w.capacity == 2
     w.stop()
+
+
+def _tail_blocked_worker(gate):
+    """A worker whose thread is still running after its generator ended and its records were taken (what
+    happens for a moment after every computation: ``exhausted`` is set, then ``done`` emitted, then run()
+    returns). The gate holds it in that moment."""
+    from PySide6.QtCore import Qt
+
+    w = GeneratorWorker(lambda: iter([1]), capacity=None)
+    w.done.connect(lambda: gate.wait(10), Qt.DirectConnection)  # runs on the worker's thread
+    w.start()
+    return w
+
+
+def test_a_worker_is_not_finished_while_its_thread_still_runs(qtbot):
+    import threading
+
+    gate = threading.Event()
+    w = _tail_blocked_worker(gate)
+    qtbot.waitUntil(lambda: w.exhausted, timeout=5_000)
+    assert w.take() == [1] and w.isRunning()
+    assert not w.finished_and_drained()  # dropping it now would abort the process
+    gate.set()
+    qtbot.waitUntil(w.finished_and_drained, timeout=5_000)
+
+
+def test_a_job_started_again_keeps_the_previous_thread_until_it_ends(window, qtbot):
+    import threading
+
+    from gui.explore_panel import _Job
+
+    panel = window.explore
+    job = _Job(panel, panel.basin_progress, panel.basin_button, "Compute basins")
+    gate = threading.Event()
+    first = _tail_blocked_worker(gate)
+    job.worker = first
+    qtbot.waitUntil(lambda: first.exhausted, timeout=5_000)
+    job.start(lambda: iter([2]), lambda record: None)  # B starts the moment A's result is shown
+    assert job._stopping == [first] and first.isRunning()
+    gate.set()
+    qtbot.waitUntil(lambda: job._stopping == [], timeout=5_000)
+    job.worker.wait(5_000)
+    job.poll()
+    assert job.worker is None
