@@ -87,6 +87,8 @@ class SweepAxis:
         log = param.log if self.log is None else self.log
         if self.count == 1:
             return np.array([lo])
+        if not lo < hi:  # equal ends would make count identical columns; reversed ones a flipped axis
+            raise ConfigError(f"{where}.stop", f"must be above the start ({lo:g}) for {self.count} values, got {hi:g}")
         if log:
             if lo <= 0 or hi <= 0:
                 raise ConfigError(f"{where}.start", f"a log axis needs positive ends, got {lo:g} and {hi:g}")
@@ -203,6 +205,7 @@ class SweepResult:
     diverged_at: np.ndarray  # int64: step at which the run stopped being finite; -1 never
     target: float  # the loss level steps_to_tol counts to
     elapsed: float
+    f_star: float | None = None  # the lowest known minimum's loss (None: the function lists none)
 
     def cell_config(self, ix: int, iy: int) -> OptimizerConfig:
         return self.config.cell_config(ix, iy)
@@ -370,13 +373,14 @@ def _hypers(cfg: SweepConfig, xs: np.ndarray, ys: np.ndarray) -> dict[str, _Hype
     return out
 
 
-def _target(cfg: SweepConfig, fn, fparams: dict[str, Any]) -> float:
+def _target(cfg: SweepConfig, fn, fparams: dict[str, Any]) -> tuple[float, float | None]:
+    """(the loss level that counts as reached, f* where the function's minima are known)."""
     minima = fn.minima_for(fparams)
     if not minima:
-        return cfg.tol
+        return cfg.tol, None
     with torch.no_grad():
         best = float(fn(torch.tensor(minima, dtype=torch.float64), fparams).min())
-    return best + cfg.tol
+    return best + cfg.tol, best
 
 
 def iter_sweep(cfg: SweepConfig) -> Iterator[Progress | SweepResult]:
@@ -392,7 +396,7 @@ def iter_sweep(cfg: SweepConfig) -> Iterator[Progress | SweepResult]:
     leaf = start.repeat(m, 1).requires_grad_(True)
     rule = _Rule(cfg.optimizer, hp, leaf.detach())
     bound = explode_bound(fn.domain)
-    target = _target(cfg, fn, fparams)
+    target, f_star = _target(cfg, fn, fparams)
 
     data = data_objective_of(fn)
     problem = data.problem(fparams) if data is not None and cfg.batch_size else None
@@ -443,7 +447,7 @@ def iter_sweep(cfg: SweepConfig) -> Iterator[Progress | SweepResult]:
         final_xy=last_good.reshape(*shape, 2).numpy().copy(),
         steps_to_tol=steps_to_tol.reshape(shape).numpy().copy(),
         diverged_at=diverged_at.reshape(shape).numpy().copy(),
-        target=target, elapsed=time.perf_counter() - t0,
+        target=target, elapsed=time.perf_counter() - t0, f_star=f_star,
     )
 
 

@@ -456,10 +456,16 @@ class ExplorePanel(QWidget):
         if r is None:
             return
         mode = self.sweep_metric.currentIndex()
-        if mode == 0:
+        if mode == 0 and r.f_star is not None:
+            # A run can end exactly at f* (0 on Booth): the log is floored six decades below the tolerance, so
+            # that those cells do not stretch the colour scale to -300 and flatten every other cell.
+            floor = r.config.tol * 1e-6
             with np.errstate(all="ignore"):
-                values = np.log10(np.maximum(r.final_loss - r.target + r.config.tol, 1e-300))
-            label = "log10(final loss - f*)"
+                values = np.log10(np.maximum(r.final_loss - r.f_star, floor))
+            label = f"log10(final loss - f*), floored at {floor:.0e}; blank: diverged"
+        elif mode == 0:  # no known minimum: the loss itself (it may be negative)
+            values = r.final_loss.astype(float)
+            label = "final loss (no known minimum); blank: diverged"
         elif mode == 1:
             values = np.where(r.steps_to_tol >= 0, r.steps_to_tol, np.nan).astype(float)
             label = "steps to tolerance (blank: never)"

@@ -245,3 +245,18 @@ def test_sweep_progress_also_comes_by_time(monkeypatch):
     cfg = SweepConfig(x=SweepAxis("lr", 1e-3, 1e-1, 2), y=SweepAxis("beta1", 0.5, 0.9, 2), steps=400)
     *progress, _ = list(iter_sweep(cfg))
     assert [p.done for p in progress] == list(range(401))
+
+
+@pytest.mark.parametrize("start, stop", [(0.5, 0.5), (0.9, 0.1)])
+def test_an_axis_whose_stop_is_not_above_its_start_is_refused_with_the_field_named(start, stop):
+    axis = SweepAxis("beta1", start, stop, 8)
+    with pytest.raises(ConfigError) as info:
+        axis.values("adam", "sweep.y")
+    assert info.value.field == "sweep.y.stop" and "above the start" in info.value.problem
+    assert len(SweepAxis("beta1", 0.5, 0.5, 1).values("adam")) == 1  # one value needs no range
+
+
+def test_the_result_knows_f_star_where_the_minima_are_known():
+    r = run_sweep(SweepConfig(function="booth", optimizer="momentum", x=SweepAxis("lr", 0.01, 0.1, 2),
+                              y=SweepAxis("momentum", 0.0, 0.9, 2), steps=5))
+    assert r.f_star == 0.0 and r.target == r.config.tol

@@ -1,4 +1,6 @@
 """Basins and sweep maps in the GUI: computed off the GUI thread, drawn, and a sweep cell replays in the race."""
+import math
+
 import numpy as np
 
 
@@ -112,3 +114,17 @@ def test_a_small_share_is_never_rounded_to_nothing():
     assert share_text(0, 40_000) == "0%" and share_text(40_000, 40_000) == "100%"
     assert share_text(120, 40_000) == "0.3% (120 starts)" and share_text(3, 40_000) == "3 starts"
     assert share_text(10_400, 40_000) == "26%"
+
+
+def test_cells_that_end_exactly_at_the_minimum_do_not_stretch_the_colour_scale(window):
+    from engine.sweep import SweepAxis, SweepConfig, run_sweep
+
+    r = run_sweep(SweepConfig(function="booth", optimizer="momentum", x=SweepAxis("lr", 0.001, 0.2, 16, True),
+                              y=SweepAxis("momentum", 0.0, 0.99, 16), steps=500))
+    assert (r.final_loss == 0.0).any(), "some cells land exactly on Booth's minimum"
+    panel = window.explore
+    panel.sweep_metric.setCurrentIndex(0)
+    panel._show_sweep(r)
+    lo, hi = panel.sweep_bar.levels()
+    assert lo == math.log10(r.config.tol * 1e-6) and hi > lo + 3
+    assert "floored at 1e-12" in panel.sweep_plot.getPlotItem().titleLabel.text
