@@ -17,6 +17,7 @@ from engine.basins import BasinResult, Progress, iter_basin_map
 from engine.config import OptimizerConfig
 from engine.functions import FUNCTIONS
 from engine.landscape import LandscapeConfig
+from engine.minibatch import data_objective_of
 from engine.optimizers import OPTIMIZERS
 from engine.registry import ConfigError
 from engine.sweep import SWEEPABLE, SweepAxis, SweepConfig, SweepResult, iter_sweep
@@ -276,13 +277,25 @@ class ExplorePanel(QWidget):
         self.basin_jobs = [_Job(self, self.basin_progress, self.basin_button, "Compute basins")]
         self.basin_button.clicked.connect(self._basins_clicked)
         self._pending_basins: list = []
+        self._computing_basin: int | None = None
         return split
+
+    def _clear_basin_view(self, i: int, title: str) -> None:
+        plot, image, contours, minima = self.basin_views[i]
+        image.clear()
+        contours.setData([], [])
+        minima.setData([], [])
+        plot.setTitle(title)
 
     def _basins_clicked(self) -> None:
         job = self.basin_jobs[0]
         if job.running or self._pending_basins:
             job.cancel()
+            for i in [self._computing_basin] + [p[0] for p in self._pending_basins]:
+                if i is not None:
+                    self._clear_basin_view(i, "cancelled")
             self._pending_basins = []
+            self._computing_basin = None
             return
         try:
             name = self.basin_function.currentData()
@@ -292,6 +305,8 @@ class ExplorePanel(QWidget):
             self.message.emit(str(exc))
             return
         self.basin_views[1][0].setVisible(len(configs) == 2)
+        for i, oc in enumerate(configs):  # the previous maps go now: a cancel must not leave one beside the new
+            self._clear_basin_view(i, f"{oc.label or oc.name}: {'computing' if i == 0 else 'waiting'}...")
         self._pending_basins = [(i, name, oc, resolution, steps) for i, oc in enumerate(configs)]
         self.basin_summary.setText("")
         self._next_basin()
@@ -300,11 +315,14 @@ class ExplorePanel(QWidget):
         if not self._pending_basins:
             return
         i, name, oc, resolution, steps = self._pending_basins.pop(0)
+        self._computing_basin = i
+        self.basin_views[i][0].setTitle(f"{oc.label or oc.name}: computing...")
         self.basin_progress.setFormat(f"{'AB'[i]} ({oc.label or oc.name}): %p%")
         self.basin_jobs[0].start(lambda: iter_basin_map(name, oc, resolution=resolution, steps=steps),
                                  lambda result, i=i: self._show_basins(i, result))
 
     def _show_basins(self, i: int, result: BasinResult) -> None:
+        self._computing_basin = None
         plot, image, contours, minima = self.basin_views[i]
         image.setImage(basin_image(result), autoLevels=False)
         _set_rect(image, result.xs, result.ys)
@@ -315,6 +333,10 @@ class ExplorePanel(QWidget):
         minima.setData(result.minima[:, 0], result.minima[:, 1])
         plot.setTitle(f"{result.optimizer.label or result.optimizer.name}: {len(result.xs)} x {len(result.ys)} "
                       f"starts, {result.steps} steps")
+        data = data_objective_of(fn)  # a data-set objective's map is of its parameters (w, b), not of x, y
+        bottom, left = (label.split(" ")[0] for label in data.axis_labels) if data is not None else ("x", "y")
+        plot.setLabel("bottom", bottom)
+        plot.setLabel("left", left)
         plot.setRange(xRange=(xs[0], xs[-1]), yRange=(ys[0], ys[-1]), padding=0)
         line = f"<b>{html.escape(result.optimizer.label or result.optimizer.name)}</b>: {basin_summary_html(result)} " \
                f"({result.elapsed:.1f} s)"

@@ -128,3 +128,23 @@ def test_cells_that_end_exactly_at_the_minimum_do_not_stretch_the_colour_scale(w
     lo, hi = panel.sweep_bar.levels()
     assert lo == math.log10(r.config.tol * 1e-6) and hi > lo + 3
     assert "floored at 1e-12" in panel.sweep_plot.getPlotItem().titleLabel.text
+
+
+def test_a_new_computation_clears_both_maps_and_a_cancel_says_so(window, qtbot):
+    panel = window.explore
+    panel.basin_resolution.setValue(20)
+    panel.basin_steps.setValue(50)
+    panel.basin_compare.setChecked(True)
+    panel._basins_clicked()
+    qtbot.waitUntil(lambda: not panel.basin_jobs[0].running and not panel._pending_basins, timeout=60_000)
+    assert all(view[1].image is not None for view in panel.basin_views)
+    panel.basin_steps.setValue(100_000)
+    panel._basins_clicked()
+    (plot_a, image_a, _, _), (plot_b, image_b, _, _) = panel.basin_views
+    # The previous maps are gone at once: cancelling must not leave one beside a new one.
+    assert image_a.image is None and image_b.image is None
+    assert plot_a.getPlotItem().titleLabel.text.endswith("computing...")
+    assert plot_b.getPlotItem().titleLabel.text.endswith("waiting...")
+    panel._basins_clicked()  # Cancel
+    assert [v[0].getPlotItem().titleLabel.text for v in panel.basin_views] == ["cancelled", "cancelled"]
+    assert not panel.basin_jobs[0].running
