@@ -586,6 +586,13 @@ class LandscapePanel(QWidget):
             return f"f(x, y) = {html.escape(fn.formula)}"
         return f"f({', '.join(self.axis_names())}) = {latex_to_html(fn.formula)}"
 
+    def _label_curves(self, n_starts: int) -> None:
+        """A cloud's curves are means over its trajectories (a few exploding ones can dominate them): say so."""
+        bottom, left = self.axis_names()
+        mean = "mean " if n_starts > 1 else ""
+        self.loss_plot.setLabel("left", f"{mean}loss f({bottom}, {left}) - f*")
+        self.grad_plot.setLabel("left", f"{mean}gradient norm")
+
     def axis_names(self) -> tuple[str, str]:
         """The map's axes: the two parameters of a data-set objective (w, b), else x and y."""
         data = data_objective_of(self.function)
@@ -606,7 +613,7 @@ class LandscapePanel(QWidget):
         self.map_plot.setLabel("bottom", bottom)
         self.map_plot.setLabel("left", left)
         self.start_label.setText(f"start ({bottom}, {left})")
-        self.loss_plot.setLabel("left", f"loss f({bottom}, {left}) - f*")
+        self._label_curves(1)
         self.start_point = fn.start
         self._show_start()
         self._show_batch()
@@ -869,6 +876,7 @@ class LandscapePanel(QWidget):
         self.run_configs = self.optimizers.enabled_configs()
         n = len(start_points(cfg, resolve_function(cfg)))
         self._make_items(len(self.run_configs), n)
+        self._label_curves(n)
         self._drop_history()
         self.history = RaceHistory(len(cfg.optimizers), n)
         self.tracker = ConvergenceTracker.for_run(cfg)

@@ -33,6 +33,9 @@ def test_a_disc_cloud_of_200_runs_with_heads_and_fading_trails(panel, qtbot):
         panel.single_step()
     h = panel.history
     assert h.n == 200 and len(h.steps) == 6
+    # the curves are means over the cloud, and say so
+    assert panel.loss_plot.getPlotItem().getAxis("left").labelText.startswith("mean loss")
+    assert panel.grad_plot.getPlotItem().getAxis("left").labelText == "mean gradient norm"
     for j in range(2):
         x, y = panel.heads[j].getData()
         assert len(x) == 200
