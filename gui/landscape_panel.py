@@ -1218,14 +1218,25 @@ class LandscapePanel(QWidget):
             if not (dead >= 0).all():
                 return None
             codes, steps = np.full(n, DIVERGED_CODE), dead
+        # Running but outside the function's domain: its head is not on the map, so the legend says where it is
+        # (it counts as diverged only far beyond the domain, see engine.landscape.EXPLODE_WIDTHS).
+        (xmin, xmax), (ymin, ymax) = self.function.domain
+        xy = last.xy[j]
+        with np.errstate(invalid="ignore"):
+            off = (codes == RUNNING_CODE) & ~((xy[:, 0] >= xmin) & (xy[:, 0] <= xmax)
+                                              & (xy[:, 1] >= ymin) & (xy[:, 1] <= ymax))
         if n == 1:
-            return None if codes[0] == RUNNING_CODE else f"{STATUSES[int(codes[0])]} at step {int(steps[0])}"
-        if (codes == codes[0]).all():
+            if codes[0] == RUNNING_CODE:
+                return "off the map" if off[0] else None
+            return f"{STATUSES[int(codes[0])]} at step {int(steps[0])}"
+        if (codes == codes[0]).all() and not off.any():
             if codes[0] == RUNNING_CODE:
                 return None
             return f"all {n:,} {STATUSES[int(codes[0])]} by step {int(steps.max())}"
         counts = np.bincount(codes.astype(np.int64), minlength=len(STATUSES))
         ended = [(STATUSES[code], int(c)) for code, c in enumerate(counts) if c and code != RUNNING_CODE]
+        if off.any():
+            ended.append(("off the map", int(off.sum())))
         if not ended:
             return None
         parts = [f"{c:,} {name}" for name, c in ended]

@@ -153,3 +153,21 @@ def test_a_single_trajectory_still_says_its_status_and_step(panel):
     for _ in range(20):
         panel.single_step()
     assert panel._status_of(0).startswith("diverged at step ")
+
+
+def test_a_head_that_leaves_the_map_without_diverging_is_said_to_be_off_the_map(panel):
+    # Adam's steps are about lr long whatever the gradient: at lr 100 it leaves Rosenbrock's map at once but
+    # stays far inside the bound beyond which a run counts as diverged.
+    cfg = LandscapeConfig(function="rosenbrock", start=(-1.2, 1.0), steps=5,
+                          optimizers=(OptimizerConfig("adam", {"lr": 100.0}),))
+    panel.set_config(cfg)
+    for _ in range(3):
+        panel.single_step()
+    assert (panel.history.last.diverged_at < 0).all()
+    assert panel._status_of(0) == "off the map"
+    cloud = LandscapeConfig(function="rosenbrock", starts=StartsConfig("disc", 50, 0.1), start=(-1.2, 1.0), steps=5,
+                            optimizers=(OptimizerConfig("adam", {"lr": 100.0}),))
+    panel.set_config(cloud)
+    for _ in range(3):
+        panel.single_step()
+    assert panel._status_of(0).endswith("50/50 off the map")
