@@ -383,6 +383,13 @@ class ExplorePanel(QWidget):
         self.sweep_tol = QLineEdit("1e-4")
         self.sweep_tol.setToolTip("Steps-to-tolerance counts steps until the loss is within this of the minimum.")
         rform.addRow("tolerance", self.sweep_tol)
+        self.sweep_batch = QSpinBox()
+        self.sweep_batch.setRange(0, 1_000_000)
+        self.sweep_batch.setSpecialValueText("full batch")
+        self.sweep_batch.setToolTip("Data-set objectives only: 0 (full batch) steps on the mean over all the data; "
+                                    "otherwise every optimiser except GD steps on seeded mini-batches of this size, "
+                                    "as in the 2D view (a replayed cell keeps it).")
+        rform.addRow("batch size", self.sweep_batch)
         self.sweep_metric = QComboBox()
         self.sweep_metric.addItems(["final loss (log)", "steps to tolerance", "diverged at step"])
         rform.addRow("colour by", self.sweep_metric)
@@ -415,8 +422,35 @@ class ExplorePanel(QWidget):
         self.sweep_button.clicked.connect(self._sweep_clicked_button)
         self.sweep_picker.combo.currentIndexChanged.connect(self._refill_axes)
         self.sweep_metric.currentIndexChanged.connect(self._draw_sweep)
+        self.sweep_function.currentIndexChanged.connect(self._sweep_function_changed)
+        for combo, *_ in self.axis_widgets.values():
+            combo.currentTextChanged.connect(self._mark_swept)
         self._refill_axes()
+        self._sweep_function_changed()
         return split
+
+    def _sweep_function_changed(self) -> None:
+        data = data_objective_of(FUNCTIONS.get(self.sweep_function.currentData()))
+        self.sweep_batch.setEnabled(data is not None)
+        if data is None:
+            self.sweep_batch.setValue(0)
+
+    def _swept(self) -> set[str]:
+        return {combo.currentText() for combo, *_ in self.axis_widgets.values()}
+
+    def _mark_swept(self) -> None:
+        """The swept hyperparameters' fixed fields are off (the axes set them), so that they neither mislead
+        nor, holding text that is not a number, refuse the sweep."""
+        form = self.sweep_picker.form
+        if form is None:
+            return
+        swept = self._swept()
+        for name, w in form.widgets.items():
+            w.setEnabled(name not in swept)
+            if name in swept:
+                w.setToolTip("Swept: the x or y axis sets it.")
+            else:
+                w.setToolTip(next(p for p in form.params if p.name == name).tooltip())
 
     def _refill_axes(self) -> None:
         names = SWEEPABLE[self.sweep_picker.name()]
@@ -426,6 +460,7 @@ class ExplorePanel(QWidget):
             combo.addItems(list(names))
             fallback = names[0] if axis == "x" else names[min(1, len(names) - 1)]
             combo.setCurrentText(current if current in names else fallback)
+        self._mark_swept()
 
     def sweep_config(self) -> SweepConfig:
         axes = {}
@@ -440,10 +475,11 @@ class ExplorePanel(QWidget):
             tol = float(self.sweep_tol.text())
         except ValueError:
             raise ConfigError("sweep.tol", f"expected a number, got {self.sweep_tol.text()!r}") from None
-        oc = self.sweep_picker.config()
-        cfg = SweepConfig(function=self.sweep_function.currentData(), optimizer=oc.name,
-                          base_params=dict(oc.params), x=axes["x"], y=axes["y"], steps=self.sweep_steps.value(),
-                          tol=tol)
+        picker = self.sweep_picker
+        fixed = picker.form.values(skip=self._swept())  # the swept ones come from the axes
+        cfg = SweepConfig(function=self.sweep_function.currentData(), optimizer=picker.name(),
+                          base_params=fixed, x=axes["x"], y=axes["y"], steps=self.sweep_steps.value(),
+                          tol=tol, batch_size=self.sweep_batch.value())
         cfg.validate()
         return cfg
 

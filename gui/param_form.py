@@ -118,10 +118,12 @@ class ParamForm(QWidget):
         else:
             self.invalid.emit(w.error)
 
-    def values(self) -> dict[str, Any]:
-        """Validated values; raises ConfigError naming the first bad field."""
+    def values(self, skip: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+        """Validated values (but those named in ``skip``); raises ConfigError naming the first bad field."""
         out: dict[str, Any] = {}
         for p in self.params:
+            if p.name in skip:
+                continue
             w = self.widgets[p.name]
             if isinstance(w, QCheckBox):
                 out[p.name] = w.isChecked()

@@ -148,3 +148,28 @@ def test_a_new_computation_clears_both_maps_and_a_cancel_says_so(window, qtbot):
     panel._basins_clicked()  # Cancel
     assert [v[0].getPlotItem().titleLabel.text for v in panel.basin_views] == ["cancelled", "cancelled"]
     assert not panel.basin_jobs[0].running
+
+
+def test_swept_fields_are_off_and_a_bad_one_does_not_block_the_sweep(window):
+    panel = window.explore
+    panel.sweep_picker.combo.setCurrentIndex(panel.sweep_picker.combo.findData("adam"))
+    panel.axis_widgets["x"][0].setCurrentText("lr")
+    panel.axis_widgets["y"][0].setCurrentText("beta1")
+    fields = panel.sweep_picker.form.widgets
+    assert not fields["lr"].isEnabled() and not fields["beta1"].isEnabled() and fields["beta2"].isEnabled()
+    fields["lr"].setText("abc")  # swept: the axis sets it
+    cfg = panel.sweep_config()
+    assert "lr" not in cfg.base_params and cfg.x.param == "lr"
+    panel.axis_widgets["x"][0].setCurrentText("beta2")
+    assert fields["lr"].isEnabled() and not fields["beta2"].isEnabled()
+
+
+def test_the_sweep_steps_data_set_objectives_on_mini_batches_and_a_replay_keeps_the_batch(window):
+    panel = window.explore
+    assert not panel.sweep_batch.isEnabled()  # Rosenbrock has no data
+    panel.sweep_function.setCurrentIndex(panel.sweep_function.findData("linear_regression"))
+    assert panel.sweep_batch.isEnabled()
+    panel.sweep_batch.setValue(8)
+    cfg = panel.sweep_config()
+    assert cfg.batch_size == 8
+    assert cfg.cell_landscape_config(0, 0).batch_size == 8
