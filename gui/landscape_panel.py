@@ -192,6 +192,7 @@ class LandscapePanel(QWidget):
         self.timer.setInterval(16)  # ~60 Hz: draw whatever the worker produced since the last frame
         self.timer.timeout.connect(self._tick)
         self.timer.start()
+        self.optimizers.set_total_steps(self.steps_spin.value())  # schedule previews span the run
         for name, params in DEFAULT_RACE:
             self.optimizers.add(name, params)
         self.optimizers.changed.connect(self._settings_changed)

@@ -148,6 +148,9 @@ class OptimizerList(QGroupBox):
             editor.form.set_values(params)
             editor._changed()
         editor.set_on_minibatch(getattr(self, "_on_minibatch", False))
+        if getattr(self, "_total_steps", None):
+            editor.schedule.total_steps = self._total_steps
+            editor.schedule.update_preview()
         editor.changed.connect(self.changed)
         editor.invalid.connect(self.invalid)
         self.editors.append(editor)
@@ -197,6 +200,7 @@ class OptimizerList(QGroupBox):
             e.set_on_minibatch(on)
 
     def set_total_steps(self, steps: int) -> None:
+        self._total_steps = steps  # for editors added later: their previews span the same run
         for e in self.editors:
             e.schedule.total_steps = steps
             e.schedule.update_preview()

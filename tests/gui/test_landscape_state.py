@@ -428,3 +428,11 @@ def test_clouds_of_starts_draw_glyphs_for_every_head_and_summarise_results(panel
     panel.state_panel.trajectory.setValue(3)
     g = panel.history.last.grad[0, 3]
     assert dict(panel.state_panel.rows)["gradient g"] == "(" + ", ".join(f"{v:.4g}" for v in g) + ")"
+
+
+def test_an_optimiser_added_after_the_run_length_changed_previews_its_schedule_over_that_run(panel):
+    assert {e.schedule.total_steps for e in panel.optimizers.editors} == {panel.steps_spin.value()}
+    panel.steps_spin.setValue(3000)
+    editor = panel.optimizers.add("sgd")
+    assert editor.schedule.total_steps == 3000
+    assert all(e.schedule.total_steps == 3000 for e in panel.optimizers.editors)
