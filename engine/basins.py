@@ -20,7 +20,7 @@ import torch
 
 from .config import OptimizerConfig
 from .functions import FUNCTIONS, TestFunction
-from .landscape import EXPLODE_WIDTHS
+from .landscape import explode_bound
 from .optimizers import OPTIMIZERS
 from .registry import ConfigError
 from .schedules import make_schedule
@@ -47,12 +47,6 @@ class Progress:
     @property
     def fraction(self) -> float:
         return self.done / self.total if self.total else 1.0
-
-
-def explode_bound(domain: tuple[tuple[float, float], tuple[float, float]]) -> float:
-    """The coordinate size beyond which a trajectory counts as diverged (the race's rule)."""
-    (xmin, xmax), (ymin, ymax) = domain
-    return EXPLODE_WIDTHS * max(xmax - xmin, ymax - ymin) + max(abs(xmin), abs(xmax), abs(ymin), abs(ymax))
 
 
 def _mean_alive(loss: torch.Tensor, alive: torch.Tensor) -> float:

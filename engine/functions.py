@@ -21,6 +21,9 @@ Point = tuple[float, float]
 Domain = tuple[tuple[float, float], tuple[float, float]]
 
 
+MAX_DOMAIN = 1e6
+
+
 def check_domain(domain: Any, where: str = "domain") -> Domain:
     """``((xmin, xmax), (ymin, ymax))`` as floats, finite and increasing, or a ConfigError naming the axis."""
     try:
@@ -35,6 +38,9 @@ def check_domain(domain: Any, where: str = "domain") -> Domain:
                 raise ConfigError(field, f"bounds must be finite numbers, got {value!r}")
         if not lo < hi:
             raise ConfigError(field, f"{axis}min must be less than {axis}max, got {lo:g} and {hi:g}")
+        if max(abs(lo), abs(hi)) > MAX_DOMAIN:
+            # Far beyond any landscape worth drawing, and squares of such coordinates overflow float64.
+            raise ConfigError(field, f"bounds must be within ±{MAX_DOMAIN:g}, got {lo:g} and {hi:g}")
         out.append((float(lo), float(hi)))
     return out[0], out[1]
 

@@ -112,12 +112,23 @@ class LandscapeConfig:
         if self.batch_size and self.batch_size > (n := data.resolve(self.function_params)["n_points"]):
             raise ConfigError("batch_size", f"{self.batch_size} is larger than the data set's {n} points "
                                             f"(n_points); give at most {n}, or 0 for full batch")
+        if self.start is not None:
+            bound = explode_bound(fn.domain)
+            if max(abs(self.start[0]), abs(self.start[1])) > bound:
+                raise ConfigError("start", f"({self.start[0]:g}, {self.start[1]:g}) is beyond ±{bound:g}, where a "
+                                           "trajectory counts as diverged; start on or near the map")
         for i, opt in enumerate(self.optimizers):
             spec = OPTIMIZERS.get(opt.name)
             spec.resolve(opt.params)
             if not spec.elementwise and self.starts.count > 1:
                 raise ConfigError(f"optimizers[{i}]", f"{spec.label} couples coordinates: it runs one trajectory "
                                   "only; use a single start point")
+
+
+def explode_bound(domain: tuple[tuple[float, float], tuple[float, float]]) -> float:
+    """The coordinate size beyond which a trajectory counts as diverged."""
+    (xmin, xmax), (ymin, ymax) = domain
+    return EXPLODE_WIDTHS * max(xmax - xmin, ymax - ymin) + max(abs(xmin), abs(xmax), abs(ymin), abs(ymax))
 
 
 def problem_fields(data: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -258,8 +269,7 @@ def run_landscape(cfg: LandscapeConfig, with_state: bool = True) -> Iterator[Lan
     starts = torch.from_numpy(start_points(cfg, fn))
     n = starts.shape[0]
     gen = torch.Generator().manual_seed(cfg.seed)
-    (xmin, xmax), (ymin, ymax) = fn.domain
-    bound = EXPLODE_WIDTHS * max(xmax - xmin, ymax - ymin) + max(abs(xmin), abs(xmax), abs(ymin), abs(ymax))
+    bound = explode_bound(fn.domain)
 
     data = data_objective_of(fn)
     problem = data.problem(fparams) if data is not None and cfg.batch_size else None

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .basins import PROGRESS_RECORDS, PROGRESS_S, Cancelled, Progress, check_whole, drive, explode_bound
+from .basins import PROGRESS_RECORDS, PROGRESS_S, Cancelled, Progress, check_whole, drive
 from .config import OptimizerConfig, ScheduleConfig, _check_keys, _params, _typed
-from .landscape import LandscapeConfig, problem_fields, resolve_function
+from .landscape import LandscapeConfig, explode_bound, problem_fields, resolve_function
 from .minibatch import data_objective_of, step_uses_minibatch
 from .optimizers import OPTIMIZERS
 from .registry import ConfigError, resolve_params

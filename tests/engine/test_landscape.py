@@ -137,3 +137,19 @@ def test_a_diverged_trajectorys_earlier_frames_keep_their_gradients():
         fn(p).sum().backward()
         np.testing.assert_allclose(f.grad[alive], p.grad.numpy()[alive], rtol=1e-12)
         assert np.isnan(f.grad[~alive]).all()
+
+
+def test_a_start_beyond_the_divergence_bound_is_refused_with_the_field_named():
+    cfg = LandscapeConfig(function="rosenbrock", start=(1e6, 1.0), optimizers=(OptimizerConfig("adam"),))
+    with pytest.raises(ConfigError) as info:
+        cfg.validate()
+    assert info.value.field == "start" and "counts as diverged" in info.value.problem
+    LandscapeConfig(function="rosenbrock", start=(50.0, 1.0), optimizers=(OptimizerConfig("adam"),)).validate()
+
+
+def test_a_custom_domain_beyond_a_million_is_refused_with_the_axis_named():
+    cfg = LandscapeConfig(function="custom", custom_expression="x**2 + y**2",
+                          custom_domain=((-1e300, 1e300), (-3.0, 3.0)), optimizers=(OptimizerConfig("adam"),))
+    with pytest.raises(ConfigError) as info:
+        cfg.validate()
+    assert info.value.field.endswith("domain.x") and "within" in info.value.problem

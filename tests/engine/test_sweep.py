@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.basins import Cancelled, Progress, explode_bound
+from engine.basins import Cancelled, Progress
 from engine.config import OptimizerConfig, ScheduleConfig
-from engine.landscape import resolve_function, run_landscape
+from engine.landscape import explode_bound, resolve_function, run_landscape
 from engine.optimizers import OPTIMIZERS
 from engine.registry import ConfigError
 from engine.sweep import SWEEPABLE, SweepAxis, SweepConfig, SweepResult, iter_sweep, run_sweep
