@@ -276,13 +276,17 @@ class PixelLayer(pg.GraphicsObject):
     def dataBounds(self, *_args, **_kw):  # never widens an auto range
         return None
 
+    def paint_layers(self) -> list[tuple[QImage, float, QRect | None]]:
+        """What ``paint`` blits: ``layers()`` unless a layer can merge some of them ahead of time."""
+        return self.layers()
+
     def paint(self, painter: QPainter, *_args) -> None:
-        layers = self.layers()
+        layers = self.paint_layers()
         if not layers:
             return
         if self._key != self._view_key():  # resized before the signal reached us: redraw for this view
             self.refresh()
-            layers = self.layers()
+            layers = self.paint_layers()
             if not layers or self._key != self._view_key():
                 return
         target = painter.transform().mapRect(self.boundingRect())
@@ -357,6 +361,11 @@ class TrailLayer(PixelLayer):
         self.parts: list[QRect] = [QRect() for _ in range(self.bands)]  # what each image holds lies in this
         self._drawn_step: int | None = None  # newest step drawn into the images
         self._lines = pg.Qt.internals.PrimitiveArray(QLineF, 4)
+        # The older blocks merged into one image at their ages' opacities: they change only when the newest
+        # block rolls over, so a frame blits two images at full opacity instead of ``bands`` faded ones
+        # (each blit of a map-sized image costs most of a millisecond).
+        self._older: tuple[tuple, QImage, QRect] | None = None  # (what it was made of, image, part)
+        self._generation = 0  # bumped whenever the images are redrawn from scratch
 
     # ---- inputs ----
     def set_colours(self, colours: list) -> None:
@@ -383,6 +392,7 @@ class TrailLayer(PixelLayer):
     def clear(self) -> None:
         self.images = [None] * self.bands
         self.block_of = [None] * self.bands
+        self._generation += 1
         self._drawn_step = None
         self._key = None  # nothing drawn for any view: a view change has nothing to redraw
         self.update()
@@ -416,6 +426,7 @@ class TrailLayer(PixelLayer):
 
     def _redraw_all(self, trail: np.ndarray, newest: int) -> None:
         self._key = self._view_key()
+        self._generation += 1
         self.images = [None] * self.bands
         self.block_of = [None] * self.bands
         oldest_block = self._block(newest) - self.bands + 1
@@ -504,6 +515,32 @@ class TrailLayer(PixelLayer):
                 part = self.parts[slot].intersected(self.images[slot].rect())
                 out.append((self.images[slot], self.opacity(age) / self.opacity(0), part))
         return out
+
+    def paint_layers(self) -> list[tuple[QImage, float, QRect]]:
+        """The older blocks as one image (remade when the newest block rolls over or the images are redrawn),
+        then the newest block: the same pixels as ``layers()`` blitted in turn (source-over is associative)."""
+        layers = self.layers()
+        if len(layers) <= 2:
+            return layers
+        older, newest = layers[:-1], layers[-1]
+        made_of = (self._generation, self._block(self._drawn_step), self._key)
+        if self._older is None or self._older[0] != made_of:
+            image = self._older[1] if self._older is not None else None
+            if image is None or (image.width(), image.height()) != self._key[-2:]:
+                image = self._new_image()
+            image.fill(0)
+            part = QRect()
+            p = QPainter(image)
+            for layer, opacity, drawn in older:
+                if drawn.isEmpty():
+                    continue
+                p.setOpacity(opacity)
+                p.drawImage(drawn.topLeft(), layer, drawn)
+                part = part.united(drawn)
+            p.end()
+            self._older = (made_of, image, part)
+        _, image, part = self._older
+        return [(image, 1.0, part), newest]
 
 
 

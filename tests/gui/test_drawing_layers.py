@@ -245,3 +245,37 @@ def test_the_plot_context_menu_exports_through_the_apps_exporter(panel, tmp_path
         assert [a.text() for a in menu] == ["Export plot as PNG or SVG..."], "pyqtgraph's own Export is gone"
     panel.map_plot.scene().contextMenu[0].trigger()
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _blitted(layer, layers):
+    """``layers`` blitted in turn onto transparent black, as ``paint`` does on the screen."""
+    from PySide6.QtGui import QImage, QPainter
+    w, h = layer._key[-2:]
+    out = QImage(w, h, QImage.Format_ARGB32_Premultiplied)
+    out.fill(0)
+    p = QPainter(out)
+    for image, opacity, part in layers:
+        p.setOpacity(opacity)
+        p.drawImage(part.topLeft(), image, part)
+    p.end()
+    return np.frombuffer(out.constBits(), np.uint8).reshape(h, out.bytesPerLine()).astype(int)
+
+
+def test_the_older_trail_blocks_are_blitted_merged_and_give_the_same_pixels(panel):
+    from gui.landscape_panel import TRAIL_BANDS
+    start, move = _cloud(panel)
+    layer = panel.trail_layer
+    for t in range(19):  # into the fifth block of four steps: five images
+        _advance(panel, start, move, t)
+    bands = layer.layers()
+    merged = layer.paint_layers()
+    assert len(bands) == TRAIL_BANDS and len(merged) == 2
+    assert merged[-1][0] is bands[-1][0] and merged[0][1] == 1.0  # the newest block as it is, the rest in one image
+    diff = np.abs(_blitted(layer, merged) - _blitted(layer, bands))
+    assert diff.max() <= 2 and (_blitted(layer, bands)[:, 3::4] > 0).sum() > 100  # rounding at most
+    # remade when the newest block rolls over: the block that was newest joins the older ones
+    first = merged[0][0]
+    for t in range(19, 21):
+        _advance(panel, start, move, t)
+    again = layer.paint_layers()
+    assert again[0][0] is first and np.abs(_blitted(layer, again) - _blitted(layer, layer.layers())).max() <= 2
