@@ -384,7 +384,9 @@ class LandscapePanel(QWidget):
         self.heads: list[pg.ScatterPlotItem] = []
         self.cloud = False  # this run's items are a cloud's: heads and the trail layer
         self._legend_texts: dict[int, str] = {}
-        self._heads_uniform: set[int] = set()  # heads drawn with one style for all points: moved in place
+        # Per optimiser, the styles its heads were last set with (how many points, how many drawn diverged):
+        # while they hold, the heads are only moved in place (see move_spots).
+        self._heads_style: dict[int, tuple[int, int]] = {}
         self.loss_curves: list = []  # per optimiser: its curve in the plot's CurveSet (setData, getData)
         self.grad_curves: list = []
         self.lr_curves: list = []
@@ -1049,7 +1051,7 @@ class LandscapePanel(QWidget):
         for ranges in self.curve_ranges:
             ranges.reset()
         self._legend_texts = {}
-        self._heads_uniform = set()
+        self._heads_style = {}
         self.glyphs.clear()
 
     def _make_items(self, k: int, n: int = 1) -> None:
@@ -1191,14 +1193,15 @@ class LandscapePanel(QWidget):
             shown = drawn_subset(len(head))
             head, dead = head[shown], dead[shown]
         item = self.heads[j]
-        if dead.any():
-            item.setData(head[:, 0], head[:, 1], symbol=np.where(dead, DIVERGED_SYMBOL, symbol(i)).tolist())
-            self._heads_uniform.discard(j)
-        elif j in self._heads_uniform and len(item.data) == len(head):
+        # A diverged trajectory stays diverged, so the same count means the same points: their symbols stand.
+        style = (len(head), int(dead.sum()))
+        if self._heads_style.get(j) == style and len(item.data) == len(head):
             move_spots(item, head[:, 0], head[:, 1])
+        elif style[1]:
+            item.setData(head[:, 0], head[:, 1], symbol=np.where(dead, DIVERGED_SYMBOL, symbol(i)).tolist())
         else:  # one symbol for all: no per-point symbol list to build and look up
             item.setData(head[:, 0], head[:, 1], symbol=symbol(i))
-            self._heads_uniform.add(j)
+        self._heads_style[j] = style
 
     def _status_of(self, j: int, report: Any = None) -> str | None:
         """Optimiser j's status in words, or None while it is simply running.

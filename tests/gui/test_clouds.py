@@ -74,6 +74,14 @@ def test_diverged_particles_are_drawn_with_the_diverged_symbol(panel):
     symbols = list(panel.heads[0].data["symbol"])
     assert symbols[:3] == [DIVERGED_SYMBOL] * 3 and DIVERGED_SYMBOL not in symbols[3:]
     np.testing.assert_allclose(panel.heads[1].getData()[0], panel.history.last.xy[1, :, 0])
+    # The same particles still diverged: the heads move in place, their symbols kept (a per-point setData
+    # costs tens of milliseconds a frame for a big cloud).
+    set_data = []
+    panel.heads[0].setData = lambda *a, **kw: set_data.append(1)
+    panel.history.add(_frames(k, 30, 1, start=4, dead=dead))
+    panel.redraw()
+    assert set_data == [] and list(panel.heads[0].data["symbol"]) == symbols
+    np.testing.assert_allclose(panel.heads[0].data["x"], panel.history.last.xy[0, :, 0])
 
 
 def test_batch_size_control_is_for_data_set_objectives_only(panel, qtbot):
