@@ -23,7 +23,7 @@ from engine.registry import ConfigError
 from engine.sweep import SWEEPABLE, SweepAxis, SweepConfig, SweepResult, iter_sweep
 
 from .landscape_panel import CONTOUR_LEVELS, contour_paths, log_levels
-from .param_form import ParamForm
+from .param_form import ParamForm, batch_size_spin
 from .plots import make_plot
 from .style import PALETTE
 from .worker import GeneratorWorker
@@ -383,12 +383,9 @@ class ExplorePanel(QWidget):
         self.sweep_tol = QLineEdit("1e-4")
         self.sweep_tol.setToolTip("Steps-to-tolerance counts steps until the loss is within this of the minimum.")
         rform.addRow("tolerance", self.sweep_tol)
-        self.sweep_batch = QSpinBox()
-        self.sweep_batch.setRange(0, 1_000_000)
-        self.sweep_batch.setSpecialValueText("full batch")
-        self.sweep_batch.setToolTip("Data-set objectives only: 0 (full batch) steps on the mean over all the data; "
-                                    "otherwise every optimiser except GD steps on seeded mini-batches of this size, "
-                                    "as in the 2D view (a replayed cell keeps it).")
+        self.sweep_batch = batch_size_spin("Data-set objectives only: 0 (full batch) steps on the mean over all the "
+                                           "data; otherwise every optimiser except GD steps on seeded mini-batches "
+                                           "of this size, as in the 2D view (a replayed cell keeps it).")
         rform.addRow("batch size", self.sweep_batch)
         self.sweep_metric = QComboBox()
         self.sweep_metric.addItems(["final loss (log)", "steps to tolerance", "diverged at step"])

@@ -42,7 +42,7 @@ from .glyph_items import GLYPH_KINDS, GlyphLayer, swatch_icon
 from .log_ticks import thin_log_labels
 from .mathtext import latex_to_html
 from .optimizer_list import MAX_OPTIMIZERS, OptimizerList, check_schedule
-from .param_form import _BAD_STYLE, ParamForm, format_number
+from .param_form import _BAD_STYLE, ParamForm, batch_size_spin, format_number
 from .plots import (CurveSet, GrowingRanges, HeadsItem, PathLayer, TrailLayer, cache_axes, column_extremes, make_plot,
                     use_own_export_menu)
 from .results_table import ResultsTable
@@ -271,12 +271,10 @@ class LandscapePanel(QWidget):
         self.starts_radius.setRange(1e-4, 1e6)
         self.starts_radius.setValue(0.5)
         self.starts_radius.setToolTip("Radius of the disc of starts around the start point.")
-        self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(0, 1_000_000)
-        self.batch_spin.setSpecialValueText("full batch")
-        self.batch_spin.setToolTip("Data-set objectives only: 0 (full batch) steps on the mean over all the data; "
-                                   "otherwise every optimiser except GD (and L-BFGS) steps on seeded mini-batches "
-                                   "of this size, the same batch for all. The curves show the full-data loss.")
+        self.batch_spin = batch_size_spin("Data-set objectives only: 0 (full batch) steps on the mean over all the "
+                                          "data; otherwise every optimiser except GD (and L-BFGS) steps on seeded "
+                                          "mini-batches of this size, the same batch for all. The curves show the "
+                                          "full-data loss.")
         self.starts_kind.currentIndexChanged.connect(self._starts_edited)
         self.starts_count.valueChanged.connect(self._starts_edited)
         self.starts_radius.valueChanged.connect(self._starts_edited)

@@ -154,3 +154,12 @@ class ParamForm(QWidget):
             else:
                 w.setText(str(value))
             w.blockSignals(False)
+
+
+def batch_size_spin(tooltip: str) -> QSpinBox:
+    """The batch-size control of the data-set objectives: 0 reads "full batch"."""
+    spin = QSpinBox()
+    spin.setRange(0, 1_000_000)
+    spin.setSpecialValueText("full batch")
+    spin.setToolTip(tooltip)
+    return spin

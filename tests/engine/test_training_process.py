@@ -76,13 +76,9 @@ def test_lr_range_jobs_send_blocks_then_the_result():
     assert isinstance(got[-2], RangeResult) and isinstance(got[-1], JobEnded)
 
 
-@pytest.fixture(scope="module")
-def runner():
-    r = TrainingRunner(workers=1, threads=1)
-    r.warm_up(1)
-    yield r
-    r.shutdown()
-    assert not r.alive()
+@pytest.fixture
+def runner(shared_runner):
+    return shared_runner
 
 
 def test_the_process_gives_the_same_records_as_inline(runner):

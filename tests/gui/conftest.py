@@ -61,17 +61,6 @@ def panel(qtbot):
     p.shutdown()
 
 
-@pytest.fixture(scope="module")
-def shared_runner():
-    """One training worker for a module: importing torch in it takes seconds."""
-    from engine.training_process import TrainingRunner
-
-    runner = TrainingRunner(workers=1, threads=1)
-    runner.warm_up(1)
-    yield runner
-    runner.shutdown()
-
-
 @pytest.fixture
 def mnist_panel(qtbot, shared_runner):
     """The MNIST studio alone, on the module's worker; ``.messages`` collects its status-bar messages."""
