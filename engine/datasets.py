@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, Callable
 import numpy as np
 import torch
 
-from .idx import IMAGE_SHAPE, IdxError, idx_checked_shape, idx_shape, load_idx_pair, open_idx
+from .idx import IMAGE_SHAPE, IdxError, idx_checked_shape, idx_shape, load_idx_pair, open_idx, read_idx
 from .paths import RESOURCES
 from .registry import ConfigError, Param, Registry, resolve_params
 
@@ -218,8 +218,8 @@ class IdxFolderSource(Source):
     def check(self) -> tuple[Path, dict[str, Path | None], dict[str, tuple[int, ...]]]:
         """Find the files and check them against one another without reading the items: each header,
         each file's size against its header (``idx_checked_shape``), 28 x 28 images, as many labels as
-        images. What ``load`` would refuse about a file cut short, padded or mismatched is found here in a
-        few small reads. Returns the folder, the files by role and their dimensions; raises
+        images, every label a class. What ``load`` would refuse about a file cut short, padded or mismatched
+        is found here in a few small reads (the images are not read). Returns the folder, the files by role and their dimensions; raises
         ``DataSourceError`` (missing files) or ``IdxError`` (naming the file at fault)."""
         folder, files = self._locate()
         shapes: dict[str, tuple[int, ...]] = {}
@@ -237,6 +237,9 @@ class IdxFolderSource(Source):
             if labels[0] != images[0]:
                 raise IdxError(files[f"{split}_labels"], f"{labels[0]:,} labels but {images[0]:,} images in "
                                                          f"{files[f'{split}_images'].name}")
+            # The labels are read whole (60,000 bytes, a fraction of a millisecond): a label out of range is
+            # said when the folder is chosen, not at Train.
+            read_idx(files[f"{split}_labels"], expect="labels")
         return folder, files, shapes
 
     def available(self) -> bool:

@@ -105,6 +105,15 @@ def test_labels_and_images_that_disagree_in_count_are_refused_before_loading(tmp
     assert "train-labels-idx1-ubyte.gz: 19 labels but 20 images" in text
 
 
+def test_a_label_out_of_range_is_said_when_the_folder_is_chosen(tmp_path):
+    labels = _labels()
+    labels[7] = 12
+    _folder(tmp_path, compress=False, labels=labels)
+    source = IdxFolderSource(tmp_path)
+    assert not source.available()
+    assert "train-labels-idx1-ubyte: label 12 out of range 0-9 (item 7)" in source.describe()
+
+
 def test_a_damaged_download_asks_for_a_fresh_download(tmp_path):
     files = []
     for src, name in ((BUNDLED_IMAGES, "train-images-idx3-ubyte.gz"), (BUNDLED_LABELS, "train-labels-idx1-ubyte.gz")):
