@@ -1040,6 +1040,7 @@ class LandscapePanel(QWidget):
         for curves in self.curve_sets:
             curves.set_pens([])
         self.legend.clear()
+        self.legend.setVisible(False)  # an empty legend is a blank box on the map
         self.paths, self.heads, self.loss_curves, self.grad_curves, self.lr_curves = [], [], [], [], []
         self.cloud = False
         self.trail_layer.source = None
@@ -1079,6 +1080,7 @@ class LandscapePanel(QWidget):
             head.setZValue(20)
             self.map_plot.addItem(head)
             self.legend.addItem(head, cfg.label)
+            self.legend.setVisible(True)
             self.heads.append(head)
         pens = [pg.mkPen(c, width=1) for c in colours]
         self.loss_curves, self.grad_curves, self.lr_curves = (curves.set_pens(pens) for curves in self.curve_sets)

@@ -167,6 +167,9 @@ class GrowingRanges:
         self.y: tuple[float, float] | None = None
         self._set: tuple | None = None
         self.vb.enableAutoRange()
+        # Empty, pyqtgraph's default range is 0..1 in view units: one decade on a log axis, labelled 2, 3, ... 9
+        # with no power of ten. Four decades read as a log axis; the first data sets the real range.
+        self.vb.setRange(xRange=(0.0, 1.0), yRange=(-3.0, 1.0) if self.log_y else (0.0, 1.0), padding=0)
 
     def _user_moved(self) -> bool:
         if self._set is None:
