@@ -442,7 +442,11 @@ class MnistStream:
         labels = [r.display_label for r in self.runs]
         if len(set(labels)) < len(labels):
             labels = [f"{i + 1}: {label}" for i, label in enumerate(labels)]
+        import torch
+
         from .training import prepare_data, run_training
+        from .training_process import TRAINING_THREADS
+        torch.set_num_threads(TRAINING_THREADS)  # as the window's workers: the same numbers
         self.traces = [RunTrace(label, cfg) for label, cfg in zip(labels, self.runs)]
         # Data prepared here (once per distinct split, shared by runs that agree on it) so that every
         # run's number of steps is known exactly before the first frame.

@@ -30,6 +30,10 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 FLUSH_S = 0.025
+# Torch threads for training. float32 sums come out different in the last bits according to how many threads
+# split them, so the window's workers, the command line and a render all train on one: a run gives the same
+# numbers wherever it is repeated (several runs use several worker processes instead).
+TRAINING_THREADS = 1
 # Niceness added to the workers (0: none). A positive value lets the window's drawing come first on a busy
 # machine, at the cost of training speed against every other process there.
 WORKER_NICE = 0
@@ -251,9 +255,9 @@ def run_jobs_inline(jobs: Sequence[Job], on_items: Callable[[list[tuple[int, Any
                     ) -> list[tuple[int, Any]]:
     """Run ``jobs`` interleaved in this process, exactly as a worker does. Returns every item unless
     ``on_items`` takes them as they are flushed. ``cache``: data already loaded (``DataCache``), shared."""
-    if threads is not None:
-        import torch
-        torch.set_num_threads(threads)
+    import torch
+
+    torch.set_num_threads(threads or TRAINING_THREADS)  # the workers' count: the same numbers as the window
     inter = _Interleaver(list(enumerate(jobs)), cache if cache is not None else _DataCache())
     collected: list[tuple[int, Any]] = []
     last = time.perf_counter()
@@ -370,8 +374,7 @@ class TrainingRunner:
     def warm_up(self, n_jobs: int = 1) -> None:
         """Start the worker processes now (importing torch takes seconds), before the first ``start``."""
         want = self._want_workers or default_workers(n_jobs)
-        cores = os.cpu_count() or 2
-        threads = self._threads or max(1, (cores - 1) // want)
+        threads = self._threads or TRAINING_THREADS
         self._workers = [w for w in self._workers if w.process.is_alive()]
         while len(self._workers) < want:
             self._workers.append(self._spawn(threads))
