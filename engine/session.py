@@ -50,7 +50,7 @@ from .training import TrainConfig
 SCHEMA_VERSION = 1
 VIEWS = ("landscape", "mnist")
 THEMES = ("default", "presenter-light", "presenter-dark")
-TOP_LEVEL_KEYS = ("schema", "app", "title", "caption", "topic", "view", "display", "landscape", "mnist")
+TOP_LEVEL_KEYS = ("schema", "app", "title", "caption", "topic", "view", "display", "landscape", "mnist", "parked")
 MAX_FILE_BYTES = 2_000_000  # a session is a few kB; anything this large is not one
 MAX_RUNS = 16
 MAX_TEXT = {"title": 200, "caption": 1000, "topic": 100}
@@ -99,6 +99,10 @@ class Session:
     caption: str = ""
     topic: str = ""
     app: Mapping[str, str] = field(default_factory=dict)  # versions that wrote the file; {} for a new one
+    # Unticked in the window: kept with their place in the list, never run ((position, config) pairs). The
+    # ``landscape`` and ``mnist_runs`` above are what runs, headless as in the window.
+    parked_optimizers: tuple[tuple[int, OptimizerConfig], ...] = ()
+    parked_runs: tuple[tuple[int, TrainConfig], ...] = ()
 
     def to_dict(self, stamp: bool = True) -> dict[str, Any]:
         """JSON-ready. ``stamp``: record this process's versions (what "made it") instead of ``app``."""
@@ -110,7 +114,18 @@ class Session:
             "display": self.display.to_dict(),
             "landscape": self.landscape.to_dict(),
             "mnist": {"runs": [r.to_dict() for r in self.mnist_runs]},
+            **({"parked": self._parked_dict()} if self.parked_optimizers or self.parked_runs else {}),
         }
+
+    def _parked_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.parked_optimizers:
+            out["landscape"] = {"at": [at for at, _ in self.parked_optimizers],
+                                "optimizers": [oc.to_dict() for _, oc in self.parked_optimizers]}
+        if self.parked_runs:
+            out["mnist"] = {"at": [at for at, _ in self.parked_runs],
+                            "runs": [r.to_dict() for _, r in self.parked_runs]}
+        return out
 
     def to_json(self, stamp: bool = True, views: tuple[str, ...] = VIEWS) -> str:
         """Indented JSON; ``views`` leaves out the parts of other views (presets keep only their own)."""
@@ -118,6 +133,9 @@ class Session:
         for v in VIEWS:
             if v not in views:
                 data.pop("mnist" if v == "mnist" else "landscape")
+                data.get("parked", {}).pop(v, None)
+        if "parked" in data and not data["parked"]:
+            del data["parked"]
         return dumps(data) + "\n"
 
     @classmethod
@@ -423,8 +441,47 @@ def session_from_dict(data: Any) -> Session:
         mnist_runs=_runs_from_dict(data["mnist"]) if "mnist" in data else (TrainConfig(),),
         display=Display.from_dict(data.get("display", {})),
         app=_app_from_dict(data.get("app", {})),
+        **_parked_from_dict(data.get("parked", {})),
         **texts,
     )
+
+
+def _parked_from_dict(data: Any) -> dict[str, tuple]:
+    """The unticked optimisers and runs, each validated as its ticked kind is, with its place in the list."""
+    _object(data, "parked", ("landscape", "mnist"))
+    out: dict[str, tuple] = {}
+    for view, items_key, field_name in (("landscape", "optimizers", "parked_optimizers"),
+                                        ("mnist", "runs", "parked_runs")):
+        if view not in data:
+            continue
+        where = f"parked.{view}"
+        part = data[view]
+        _object(part, where, ("at", items_key))
+        at, items = part.get("at", []), part.get(items_key, [])
+        if not isinstance(at, list) or not isinstance(items, list) or len(at) != len(items):
+            raise SessionError(where, f"expected \"at\" and \"{items_key}\" lists of the same length")
+        parked = []
+        for i, (pos, item) in enumerate(zip(at, items)):
+            if isinstance(pos, bool) or not isinstance(pos, int) or not 0 <= pos < MAX_RUNS:
+                raise SessionError(f"{where}.at[{i}]", f"expected a place in the list (0 to {MAX_RUNS - 1}), "
+                                                       f"got {_kind(pos)}")
+            item_where = f"{where}.{items_key}[{i}]"
+            try:
+                if view == "landscape":
+                    config: Any = OptimizerConfig.from_dict(item, item_where)
+                    _check_optimizer(config, item_where, None)
+                else:
+                    if not isinstance(item, Mapping):
+                        raise SessionError(item_where, f"expected an object {{...}}, got {_kind(item)}")
+                    config = TrainConfig.from_dict(item, item_where)
+                    _validate_run(config, item_where)
+            except SessionError:
+                raise
+            except ConfigError as exc:
+                raise _relocated(exc, exc.field if exc.field.startswith(item_where) else item_where) from None
+            parked.append((pos, config))
+        out[field_name] = tuple(parked)
+    return out
 
 
 def _no_constants(name: str) -> Any:

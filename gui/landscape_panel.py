@@ -296,7 +296,8 @@ class LandscapePanel(QWidget):
         self.status_label = QLabel()
         # Long statuses are cut, never widen the window; the tooltip has them whole.
         self.status_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
-        self.speed.valueChanged.connect(self._update_speed_label)
+        self._exact_steps_per_frame: int | None = None  # a session's number, until the slider moves
+        self.speed.valueChanged.connect(self._speed_moved)
         self._update_speed_label()
 
         # glyph toggles: the icons double as the legend of the map's glyphs
@@ -478,7 +479,21 @@ class LandscapePanel(QWidget):
 
     # ---- settings ----
     def steps_per_frame(self) -> int:
+        if self._exact_steps_per_frame is not None:
+            return self._exact_steps_per_frame
         return max(1, int(round(10 ** (3 * self.speed.value() / 100))))
+
+    def set_steps_per_frame(self, n: int) -> None:
+        """A session's speed: the slider as near as it goes, the number itself kept until the slider moves."""
+        self.speed.blockSignals(True)
+        self.speed.setValue(max(0, min(100, round(100 * math.log10(max(n, 1)) / 3))))
+        self.speed.blockSignals(False)
+        self._exact_steps_per_frame = int(n)
+        self._update_speed_label()
+
+    def _speed_moved(self) -> None:
+        self._exact_steps_per_frame = None
+        self._update_speed_label()
 
     def _update_speed_label(self) -> None:
         self.speed_label.setText(f"{self.steps_per_frame()} steps/frame")

@@ -332,15 +332,22 @@ class MnistPanel(QWidget):
         if 0 <= row < len(self.runs.editors):
             self.runs.editors[row].set_spec(spec_of(cfg))
 
-    def set_configs(self, cfgs: list[TrainConfig]) -> None:
-        """Replace the runs by these (shared settings from the first)."""
+    def set_configs(self, cfgs: list[TrainConfig], enabled: list[bool] | None = None) -> None:
+        """Replace the runs by these (shared settings from the first), all ticked or as ``enabled`` says."""
         if not cfgs:
             raise ConfigError("runs", "give at least one run")
         for cfg in cfgs:
             cfg.validate()
         self._set_shared(cfgs[0])
-        self.runs.set_specs([spec_of(c) for c in cfgs])
+        self.runs.set_specs([spec_of(c) for c in cfgs], enabled)
         self._dropout_placeholders()
+
+    def unticked_configs(self) -> list[tuple[int, TrainConfig]]:
+        """(row, TrainConfig) of the runs that are not ticked (kept in a session, not trained)."""
+        shared = self.shared()
+        on = self.runs.enabled()
+        return [(row, make_config(shared, spec, row)) for row, spec in self.runs.specs(only_enabled=False)
+                if not on[row]]
 
     def _set_shared(self, cfg: TrainConfig) -> None:
         self.picker.set_values(cfg.dataset, cfg.dataset_path, cfg.dataset_params, cfg.train_size, cfg.val_fraction)

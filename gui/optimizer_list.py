@@ -205,14 +205,14 @@ class OptimizerList(QGroupBox):
             e.schedule.total_steps = steps
             e.schedule.update_preview()
 
-    def set_configs(self, configs, total_steps: int | None = None) -> None:
-        """Replace the list with these optimiser configurations (all ticked), labels and schedules included;
-        ``total_steps`` is the run length their schedule previews span."""
+    def set_configs(self, configs, total_steps: int | None = None, enabled: list[bool] | None = None) -> None:
+        """Replace the list with these optimiser configurations (all ticked, or as ``enabled`` says), labels
+        and schedules included; ``total_steps`` is the run length their schedule previews span."""
         self.blockSignals(True)
         try:
             self.clear()
-            for cfg in configs:
-                editor = self.add(cfg.name, dict(cfg.params))
+            for k, cfg in enumerate(configs):
+                editor = self.add(cfg.name, dict(cfg.params), enabled=True if enabled is None else enabled[k])
                 if editor is None:
                     break
                 if total_steps is not None:
@@ -225,6 +225,11 @@ class OptimizerList(QGroupBox):
         if self.list.count():
             self.list.setCurrentRow(0)
         self.changed.emit()
+
+    def unticked_configs(self) -> list[tuple[int, OptimizerConfig]]:
+        """(list index, config) of the optimisers that are not ticked (kept in a session, not raced)."""
+        return [(i, editor.config(self.list.item(i).text())) for i, editor in enumerate(self.editors)
+                if self.list.item(i).checkState() != Qt.Checked]
 
     def enabled_configs(self) -> list[tuple[int, OptimizerConfig]]:
         """(list index, config) of the ticked optimisers; raises ConfigError naming the first bad field."""

@@ -21,6 +21,7 @@ class SessionMenus:
         self.w = window
         self.path: Path | None = None
         self._export = None  # the metrics export running on a worker thread, if any
+        self._shown = None  # the session last put on screen (engine.session.Session), if any
         file_menu = window.file_menu
         first = file_menu.actions()[0] if file_menu.actions() else None
         self.open_action = window._action("&Open session...", self.open_dialog, QKeySequence.Open,
@@ -78,18 +79,38 @@ class SessionMenus:
 
     # ---- sessions ----
     def current(self):
+        """The session on screen. What the window does not show (a session's title, caption, topic, clip
+        frame rate and render theme) is the last opened session's, so that saving it again keeps them."""
         from engine.session import Display, Session
         view = {0: "landscape", 1: "mnist"}.get(self.w.tabs.currentIndex(), "landscape")
-        runs = tuple(self.w.mnist.configs(only_enabled=False))
-        return Session(view=view, landscape=self.w.landscape.config(), mnist_runs=runs,
-                       display=Display(steps_per_frame=self.w.landscape.steps_per_frame()))
+        mnist, landscape = self.w.mnist, self.w.landscape
+        runs = tuple(mnist.configs(only_enabled=True))
+        parked_runs = tuple(mnist.unticked_configs()) if runs else ()
+        if not runs:  # nothing ticked: keep them all as runs (a session needs one)
+            runs, parked_runs = tuple(mnist.configs(only_enabled=False)), ()
+        shown = self._shown if self._shown is not None else Session()
+        return Session(view=view, landscape=landscape.config(), mnist_runs=runs,
+                       display=Display(steps_per_frame=landscape.steps_per_frame(), fps=shown.display.fps,
+                                       theme=shown.display.theme),
+                       title=shown.title, caption=shown.caption, topic=shown.topic,
+                       parked_optimizers=tuple(landscape.optimizers.unticked_configs()), parked_runs=parked_runs)
 
     def apply(self, session) -> None:
-        """Put a validated session into the panels (validation happened when it was loaded)."""
-        self.w.landscape.set_config(session.landscape)
+        """Put a validated session into the panels (validation happened when it was loaded). A training
+        under way is stopped first: its curves would otherwise finish beside another session's settings."""
+        if self.w.mnist.running():
+            self.w.mnist.stop()
+        landscape = self.w.landscape
+        landscape.set_config(session.landscape)
+        if session.parked_optimizers:
+            configs, ticks = _with_parked(session.landscape.optimizers, session.parked_optimizers)
+            landscape.optimizers.set_configs(configs, total_steps=session.landscape.steps, enabled=ticks)
+        landscape.set_steps_per_frame(session.display.steps_per_frame)
         if session.mnist_runs:
-            self.w.mnist.set_configs(list(session.mnist_runs))
+            runs, ticks = _with_parked(session.mnist_runs, session.parked_runs)
+            self.w.mnist.set_configs(runs, enabled=ticks)
         self.w.tabs.setCurrentIndex(1 if session.view == "mnist" else 0)
+        self._shown = session
 
     def open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self.w, "Open session", str(self._folder()), "Sessions (*.json)")
@@ -332,7 +353,9 @@ class SessionMenus:
         if not ok:
             self._cancelled("Recording")
             return
-        seconds, ok = QInputDialog.getInt(self.w, "Record", "Length in seconds (30 frames per second):", 20, 1, 600)
+        fps = self._shown.display.fps if self._shown is not None else 30  # an opened session's, as its render
+        seconds, ok = QInputDialog.getInt(self.w, "Record", f"Length in seconds ({fps} frames per second):", 20, 1,
+                                          600)
         if not ok:
             self._cancelled("Recording")
             return
@@ -353,9 +376,9 @@ class SessionMenus:
                 raise KeyboardInterrupt
 
         try:
-            record_widget(panel.map_plot, landscape_advance(panel), path, fps=30,
+            record_widget(panel.map_plot, landscape_advance(panel), path, fps=fps,
                           steps_per_frame=panel.steps_per_frame(), size=size, progress=progress,
-                          frames=30 * seconds, title=title, equation=equation)
+                          frames=fps * seconds, title=title, equation=equation)
         except KeyboardInterrupt:
             self._status("Recording cancelled; no file was left.")
         except OSError as exc:
@@ -398,3 +421,17 @@ def _write_runs(runs, path: Path, progress=None) -> list[Path]:
             p.unlink(missing_ok=True)
         raise
     return out
+
+
+def _with_parked(ticked, parked) -> tuple[list, list[bool]]:
+    """The whole list: the unticked entries back at their places among the ticked ones, and the ticks."""
+    total = len(ticked) + len(parked)
+    slots: list = [None] * total
+    for at, config in sorted(parked, key=lambda p: p[0]):
+        at = min(at, total - 1)
+        while slots[at] is not None:  # two claims on one place: the next free one
+            at = (at + 1) % total
+        slots[at] = (config, False)
+    rest = iter(ticked)
+    out = [slot if slot is not None else (next(rest), True) for slot in slots]
+    return [c for c, _ in out], [t for _, t in out]

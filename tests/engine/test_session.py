@@ -37,7 +37,9 @@ def rich_session() -> Session:
             TrainConfig(model="cnn", optimizer=OptimizerConfig("momentum", {"lr": 0.05}), epochs=2, batch_size=128))
     return Session(view="mnist", landscape=land, mnist_runs=runs,
                    display=Display(steps_per_frame=7, fps=24, theme="presenter-dark"),
-                   title="All of it", caption="line one\nline two", topic="momentum")
+                   title="All of it", caption="line one\nline two", topic="momentum",
+                   parked_optimizers=((1, OptimizerConfig("rmsprop", {"lr": 0.003}, label="off for now")),),
+                   parked_runs=((0, TrainConfig(optimizer=OptimizerConfig("sgd", {"lr": 0.1}), epochs=1)),))
 
 
 # ---- round trip ------------------------------------------------------------------------------------
@@ -49,6 +51,7 @@ def test_round_trip_keeps_everything(tmp_path):
     assert back.landscape == s.landscape and back.mnist_runs == s.mnist_runs
     assert (back.view, back.display, back.title, back.caption, back.topic) == \
         (s.view, s.display, s.title, s.caption, s.topic)
+    assert back.parked_optimizers == s.parked_optimizers and back.parked_runs == s.parked_runs
     data = json.loads(path.read_text())
     assert data["schema"] == SCHEMA_VERSION
     for lib in ("optiscope", "torch", "numpy", "python"):
@@ -304,3 +307,26 @@ def test_last_session_restores_and_a_bad_one_is_set_aside(tmp_path, monkeypatch)
     s, why = restore_last_session()
     assert s is None and "view" in why
     assert not last_session_path().exists() and (tmp_path / "state" / "last-session.json.rejected").exists()
+
+
+@pytest.mark.parametrize("parked, field", [
+    ({"landscape": {"at": [0], "optimizers": [{"name": "adam", "params": {"lr": -1}}]}},
+     "parked.landscape.optimizers[0]"),
+    ({"landscape": {"at": [0, 1], "optimizers": [{"name": "adam"}]}}, "parked.landscape"),
+    ({"mnist": {"at": ["first"], "runs": [{}]}}, "parked.mnist.at[0]"),
+    ({"mnist": {"at": [0], "runs": [{"epochs": 0}]}}, "parked.mnist.runs[0]"),
+    ({"elsewhere": {}}, "parked.elsewhere"),
+])
+def test_bad_parked_entries_are_refused_with_the_field_named(parked, field):
+    data = json.loads(Session().to_json())
+    data["parked"] = parked
+    with pytest.raises(SessionError) as info:
+        session_from_dict(data)
+    assert info.value.field.startswith(field)
+
+
+def test_a_file_with_nothing_parked_has_no_parked_key_and_a_preset_keeps_only_its_view():
+    assert "parked" not in json.loads(Session().to_json())
+    s = rich_session()
+    only_mnist = json.loads(s.to_json(views=("mnist",)))
+    assert "landscape" not in only_mnist["parked"] and only_mnist["parked"]["mnist"]["at"] == [0]

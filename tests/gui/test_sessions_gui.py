@@ -19,6 +19,47 @@ def test_save_then_open_restores_the_race(window, tmp_path):
     assert str(path) in menus._recent()
 
 
+def test_unticked_optimisers_and_runs_come_back_unticked_in_their_places(window, tmp_path):
+    from PySide6.QtCore import Qt
+
+    menus = window.sessions
+    opts = window.landscape.optimizers
+    names = [e.name for e in opts.editors]
+    assert len(names) >= 3
+    opts.list.item(1).setCheckState(Qt.Unchecked)
+    runs = window.mnist.runs
+    runs.list.item(0).setCheckState(Qt.Unchecked)
+    n_runs = runs.count()
+    session = menus.current()
+    assert [oc.name for oc in session.landscape.optimizers] == names[:1] + names[2:]  # what races
+    assert [at for at, _ in session.parked_optimizers] == [1] and len(session.mnist_runs) == n_runs - 1
+    path = tmp_path / "ticks.json"
+    assert menus.save_to(path)
+    opts.list.item(1).setCheckState(Qt.Checked)
+    runs.list.item(0).setCheckState(Qt.Checked)
+    assert menus.open_path(path)
+    assert [e.name for e in opts.editors] == names
+    assert [opts.list.item(i).checkState() == Qt.Checked for i in range(len(names))] == \
+        [i != 1 for i in range(len(names))]
+    assert runs.enabled() == [False] + [True] * (n_runs - 1)
+
+
+def test_a_sessions_speed_title_and_clip_settings_survive_open_and_save(window, tmp_path):
+    from engine.session import Display, load_session, save_session
+
+    menus = window.sessions
+    made = menus.current().replace(display=Display(steps_per_frame=100, fps=12, theme="presenter-dark"),
+                                   title="My demo", caption="two\nlines", topic="momentum")
+    path = save_session(made, tmp_path / "demo.json")
+    assert menus.open_path(path)
+    assert window.landscape.steps_per_frame() == 100  # exactly, though the slider's steps are coarser
+    again = load_session(menus.save_to(tmp_path / "again.json") and tmp_path / "again.json")
+    assert again.display == made.display
+    assert (again.title, again.caption, again.topic) == ("My demo", "two\nlines", "momentum")
+    window.landscape.speed.setValue(window.landscape.speed.value() + 1)  # the user moves the slider: theirs now
+    assert window.landscape.steps_per_frame() != 100
+
+
 def test_a_rejected_file_names_the_field_and_leaves_the_session_untouched(window, tmp_path):
     menus = window.sessions
     before = window.landscape.config()
@@ -53,3 +94,11 @@ def test_mnist_metrics_export_one_file_per_run(window, qtbot, tmp_path):
     text = written[0].read_text()
     assert "kind" in text.splitlines()[0] and "eval" in text
     panel.shutdown()
+
+
+def test_opening_a_session_stops_a_training_under_way(window, monkeypatch):
+    stopped = []
+    monkeypatch.setattr(window.mnist, "running", lambda: True)
+    monkeypatch.setattr(window.mnist, "stop", lambda: stopped.append(True))
+    window.sessions.open_preset(get_preset("momentum_ravine"))
+    assert stopped == [True]
