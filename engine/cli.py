@@ -529,6 +529,7 @@ def render_cmd(args) -> int:
     engine never imports Qt); it checks the session and flags itself (refusals exit 2 with the field
     named, as here) and writes the CSVs too, so both come from one pass."""
     import os
+    import signal
     import subprocess
 
     from .paths import ROOT
@@ -546,8 +547,17 @@ def render_cmd(args) -> int:
     env = dict(os.environ)
     env["QT_QPA_PLATFORM"] = "offscreen"  # no screen needed, whatever the machine has
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    proc = subprocess.run([sys.executable, "-m", "gui.recording", *render_argv(args)], env=env)
-    return proc.returncode
+    proc = subprocess.Popen([sys.executable, "-m", "gui.recording", *render_argv(args)], env=env)
+    # A TERM (a job scheduler, `kill`) ends the render too, not only this process: the child would otherwise
+    # write its whole clip with nobody waiting for it. It removes a half-written file as on Ctrl-C.
+    previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.wait()  # the child got the same Ctrl-C from the terminal and cleans up
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def presets_cmd(args) -> int:

@@ -862,7 +862,7 @@ def check_render_args(args) -> None:
     if args.video is not None and Path(args.video).suffix.lower() not in VIDEO_SUFFIXES:
         raise ConfigError("video", f"must end in .mp4 or .gif, got {args.video!r}")
     if args.seconds is not None and not 0 < args.seconds <= 3600:
-        raise ConfigError("seconds", f"must be between 0 and 3600, got {args.seconds:g}")
+        raise ConfigError("seconds", f"must be more than 0 and at most 3600, got {args.seconds:g}")
     for name, value, lo, hi in (("fps", args.fps, 1, 120), ("steps_per_frame", args.steps_per_frame, 1, 10**6)):
         if value is not None and not lo <= value <= hi:
             raise ConfigError(name, f"must be between {lo} and {hi:,}, got {value}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -768,7 +769,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python main.py render")
     add_render_arguments(parser)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up as Ctrl-C does: no half-written clip
     return render_from_args(args)
+
+
+def _interrupt(*_args) -> None:
+    raise KeyboardInterrupt
 
 
 def render_from_args(args) -> int:
