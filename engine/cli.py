@@ -5,6 +5,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -358,9 +359,12 @@ def list_cmd(args) -> int:
     for title, reg in (("functions", FUNCTIONS), ("optimizers", OPTIMIZERS), ("schedules", SCHEDULES),
                        ("models", MODELS)):
         print(f"{title}:")
+        width = max(len(name) for name in reg.names()) + 2
         for name, spec in reg.items():
             params = ", ".join(f"{p.name}={p.default}" for p in getattr(spec, "params", ()))
-            print(f"  {name:16s} {spec.label}" + (f"  ({params})" if params else ""))
+            print(f"  {name:{width}s}{spec.label}" + (f"  ({params})" if params else ""))
+        if reg is FUNCTIONS:
+            print(f"  {'custom':{width}s}your own f(x, y): --function custom --expression \"x**2 + 10*y**2\"")
     return 0
 
 
@@ -431,15 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
 def run_cli(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(session_argv(argv))
-    if args.version:
-        from .versions import version_text
-        print(version_text())
-        return 0
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
     try:
-        return args.func(args)
+        return _dispatch(parser, args)
+    except BrokenPipeError:  # the reader went away (`| head`): nothing more to say, and not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second failure at interpreter exit
+        return 0
     except (ConfigError, CliError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -452,6 +452,17 @@ def run_cli(argv: list[str]) -> int:
     except _data_errors() as exc:  # data read outside run mnist's own check (sessions, render): the same one line
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.version:
+        from .versions import version_text
+        print(version_text())
+        return 0
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    return args.func(args)
 
 
 # ---- sessions: `run SESSION`, `render`, `presets` ------------------------------------------------------

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
@@ -51,8 +52,20 @@ def main(argv: list[str] | None = None, started: float | None = None) -> int:
     if os.environ.get("OPTISCOPE_STARTUP_PROBE"):
         probe = _FirstPaintProbe(started or time.perf_counter())
         app.installEventFilter(probe)
-    window = MainWindow(QSettings(), eager=False, before_panels=lambda: (configure(), configure_torch()),
+    window = MainWindow(_settings(), eager=False, before_panels=lambda: (configure(), configure_torch()),
                         restore_session=True)
     install_excepthook(window.show_error)
+    # Ctrl-C in the terminal closes the window as its close button does (the last session is saved), instead
+    # of a KeyboardInterrupt inside whichever slot was running. Python runs the handler at the next timer tick.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
     window.show()
     return app.exec()
+
+
+def _settings() -> QSettings:
+    """The window's layout and choices: beside the last session when OPTISCOPE_STATE_DIR moves the app's state
+    (tests, a second profile), else where Qt keeps an application's settings."""
+    override = os.environ.get("OPTISCOPE_STATE_DIR")
+    if override:
+        return QSettings(os.path.join(override, "settings.ini"), QSettings.IniFormat)
+    return QSettings()

@@ -239,3 +239,29 @@ def test_the_closing_line_lists_every_file_written(tmp_path, capsys):
     assert run_cli(["run", "landscape", "--steps", "3", "--out", str(tmp_path / "l")]) == 0
     listed = capsys.readouterr().out.splitlines()[-1]
     assert listed == f"wrote {tmp_path / 'l' / 'trajectories.csv'} and {tmp_path / 'l' / 'config.json'}"
+
+
+def test_a_reader_that_goes_away_is_not_an_error(monkeypatch):
+    """`python main.py list | head -1`: once head has its line, the pipe closes; that ends the output quietly."""
+    import io
+    import os
+
+    read_end, write_end = os.pipe()
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            return write_end
+
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    monkeypatch.setattr("sys.stderr", err)
+    try:
+        assert run_cli(["list"]) == 0
+        assert run_cli(["--version"]) == 0
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert err.getvalue() == ""

@@ -45,3 +45,13 @@ def test_the_app_finds_its_resources_from_another_working_directory(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": ""})
     assert out.stdout.split() == ["5000", "True"], out.stderr
+
+
+def test_the_window_settings_live_beside_the_last_session_when_the_state_folder_is_moved(monkeypatch, tmp_path):
+    from gui.app import _settings
+
+    monkeypatch.setenv("OPTISCOPE_STATE_DIR", str(tmp_path))
+    settings = _settings()
+    settings.setValue("view/tab", 1)
+    settings.sync()
+    assert settings.fileName() == str(tmp_path / "settings.ini") and (tmp_path / "settings.ini").exists()
