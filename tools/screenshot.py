@@ -1,4 +1,5 @@
-"""Open the main window, run each view for a while, and save screenshots (for the README and for review).
+"""Open the main window, run each view for a while, and save screenshots (for the README and for review):
+the 2D race, the MNIST studio's pages, and a basin map.
 
     python tools/screenshot.py --out resources/screenshots   # QT_QPA_PLATFORM=offscreen works too
     python tools/screenshot.py --out /tmp/shots --glyphs       # + state glyphs, step-by-step, side tabs
@@ -96,8 +97,14 @@ def main() -> int:
     pump_until(lambda: not mnist.running(), args.seconds * 10)
     window.grab().save(str(out / "mnist_lr_range.png"))
     mnist.plots.setCurrentIndex(0)
+    window.tabs.setCurrentIndex(2)  # basins of attraction: the default function, its two optimisers side by side
+    explore = window.explore
+    explore.basin_compare.setChecked(True)
+    explore._basins_clicked()
+    pump_until(lambda: not explore.basin_jobs[0].running and not explore._pending_basins, args.seconds * 30)
+    window.grab().save(str(out / "basins.png"))
     window.close()
-    print(f"saved {out}/landscape.png and {out}/mnist*.png")
+    print(f"saved {out}/landscape.png, {out}/mnist*.png and {out}/basins.png")
     return 0
 
 
