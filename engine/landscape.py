@@ -19,7 +19,7 @@ from .config import OptimizerConfig, _check_keys, _params, _typed
 from .functions import FUNCTIONS, TestFunction
 from .minibatch import data_objective_of, step_uses_minibatch
 from .optimizers import OPTIMIZERS
-from .registry import ConfigError, resolve_params
+from .registry import MAX_SEED, ConfigError, resolve_params
 from .schedules import SCHEDULES, check_schedule, is_constant, make_schedule
 
 START_KINDS = ("point", "grid", "disc", "random")
@@ -100,6 +100,8 @@ class LandscapeConfig:
             raise ConfigError("steps", f"must be between 1 and 10,000,000, got {self.steps}")
         if not self.optimizers:
             raise ConfigError("optimizers", "choose at least one optimiser")
+        if isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError("seed", f"must be a whole number from 0 to {MAX_SEED:,}, got {self.seed}")
         self.starts.validate()
         fn = resolve_function(self)
         resolve_params(fn.params, self.function_params, f"function {fn.name}")

@@ -5,6 +5,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Generic, Iterator, Mapping, TypeVar
 
+MAX_SEED = 2 ** 31 - 1  # seeds: what the window's seed boxes hold (a Qt int); numpy and torch take it too
+
 
 class ConfigError(ValueError):
     """A user-facing configuration problem. ``field`` names the offending setting."""

@@ -52,7 +52,8 @@ VIEWS = ("landscape", "mnist")
 THEMES = ("default", "presenter-light", "presenter-dark")
 TOP_LEVEL_KEYS = ("schema", "app", "title", "caption", "topic", "view", "display", "landscape", "mnist", "parked")
 MAX_FILE_BYTES = 2_000_000  # a session is a few kB; anything this large is not one
-MAX_RUNS = 16
+MAX_RUNS = 8  # MNIST runs in a session, ticked or not: what the window's list holds
+MAX_OPTIMIZERS = 8  # optimisers in a race's list, ticked or not: what the window's list holds
 MAX_TEXT = {"title": 200, "caption": 1000, "topic": 100}
 SUFFIX = ".json"
 
@@ -435,23 +436,27 @@ def session_from_dict(data: Any) -> Session:
     if view not in VIEWS:
         raise SessionError("view", f"{view!r} is not one of {', '.join(VIEWS)}")
     texts = {k: _text(data, k, "", "", n) for k, n in MAX_TEXT.items()}
+    landscape = _landscape_from_dict(data["landscape"]) if "landscape" in data else LandscapeConfig()
+    runs = _runs_from_dict(data["mnist"]) if "mnist" in data else (TrainConfig(),)
     return Session(
         view=view,
-        landscape=_landscape_from_dict(data["landscape"]) if "landscape" in data else LandscapeConfig(),
-        mnist_runs=_runs_from_dict(data["mnist"]) if "mnist" in data else (TrainConfig(),),
+        landscape=landscape,
+        mnist_runs=runs,
         display=Display.from_dict(data.get("display", {})),
         app=_app_from_dict(data.get("app", {})),
-        **_parked_from_dict(data.get("parked", {})),
+        **_parked_from_dict(data.get("parked", {}), landscape, runs),
         **texts,
     )
 
 
-def _parked_from_dict(data: Any) -> dict[str, tuple]:
-    """The unticked optimisers and runs, each validated as its ticked kind is, with its place in the list."""
+def _parked_from_dict(data: Any, landscape: LandscapeConfig, runs: tuple[TrainConfig, ...]) -> dict[str, tuple]:
+    """The unticked optimisers and runs, each validated as its ticked kind is (an optimiser's schedule against
+    the race's steps), with its place in the list; with the ticked ones, no more than the window's list holds."""
     _object(data, "parked", ("landscape", "mnist"))
     out: dict[str, tuple] = {}
-    for view, items_key, field_name in (("landscape", "optimizers", "parked_optimizers"),
-                                        ("mnist", "runs", "parked_runs")):
+    for view, items_key, field_name, ticked, most in (
+            ("landscape", "optimizers", "parked_optimizers", len(landscape.optimizers), MAX_OPTIMIZERS),
+            ("mnist", "runs", "parked_runs", len(runs), MAX_RUNS)):
         if view not in data:
             continue
         where = f"parked.{view}"
@@ -460,25 +465,29 @@ def _parked_from_dict(data: Any) -> dict[str, tuple]:
         at, items = part.get("at", []), part.get(items_key, [])
         if not isinstance(at, list) or not isinstance(items, list) or len(at) != len(items):
             raise SessionError(where, f"expected \"at\" and \"{items_key}\" lists of the same length")
+        if ticked + len(items) > most:
+            raise SessionError(where, f"{ticked} ticked and {len(items)} unticked {items_key} are more than the "
+                                      f"{most} a list holds")
         parked = []
         for i, (pos, item) in enumerate(zip(at, items)):
-            if isinstance(pos, bool) or not isinstance(pos, int) or not 0 <= pos < MAX_RUNS:
-                raise SessionError(f"{where}.at[{i}]", f"expected a place in the list (0 to {MAX_RUNS - 1}), "
+            if isinstance(pos, bool) or not isinstance(pos, int) or not 0 <= pos < most:
+                raise SessionError(f"{where}.at[{i}]", f"expected a place in the list (0 to {most - 1}), "
                                                        f"got {_kind(pos)}")
             item_where = f"{where}.{items_key}[{i}]"
-            try:
-                if view == "landscape":
+            if not isinstance(item, Mapping):
+                raise SessionError(item_where, f"expected an object {{...}}, got {_kind(item)}")
+            if view == "landscape":
+                try:
                     config: Any = OptimizerConfig.from_dict(item, item_where)
-                    _check_optimizer(config, item_where, None)
-                else:
-                    if not isinstance(item, Mapping):
-                        raise SessionError(item_where, f"expected an object {{...}}, got {_kind(item)}")
+                except ConfigError as exc:
+                    raise _relocated(exc, exc.field if exc.field.startswith(item_where) else item_where) from None
+                _check_optimizer(config, item_where, landscape.steps)
+            else:
+                try:
                     config = TrainConfig.from_dict(item, item_where)
-                    _validate_run(config, item_where)
-            except SessionError:
-                raise
-            except ConfigError as exc:
-                raise _relocated(exc, exc.field if exc.field.startswith(item_where) else item_where) from None
+                except ConfigError as exc:
+                    raise _relocated(exc, _run_field(exc, item_where)) from None
+                _validate_run(config, item_where)
             parked.append((pos, config))
         out[field_name] = tuple(parked)
     return out

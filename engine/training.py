@@ -34,7 +34,7 @@ from .config import OptimizerConfig, _check_keys, _params, _typed
 from .datasets import DATASETS, DigitData, load_source, split_train_val, to_tensors
 from .models import MODELS
 from .optimizers import OPTIMIZERS
-from .registry import ConfigError, resolve_params
+from .registry import MAX_SEED, ConfigError, resolve_params
 from .schedules import SCHEDULES, check_optimizer_schedule, make_schedule
 
 MAX_DROPOUT = 0.95
@@ -131,8 +131,8 @@ class TrainConfig:
         if self.train_size < 0 or 0 < self.train_size < MIN_TRAIN_DIGITS:
             raise ConfigError("train_size", f"must be 0 (all) or at least {MIN_TRAIN_DIGITS} (one digit a class), "
                                             f"got {self.train_size}")
-        if isinstance(self.seed, bool) or not 0 <= self.seed < 2 ** 32:
-            raise ConfigError("seed", f"must be a whole number from 0 to {2 ** 32 - 1:,}, got {self.seed}")
+        if isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError("seed", f"must be a whole number from 0 to {MAX_SEED:,}, got {self.seed}")
         if not 0.0 < self.val_fraction <= 0.9:
             raise ConfigError("val_fraction", f"must be in (0, 0.9], got {self.val_fraction}")
         if self.train_eval_size < 0:

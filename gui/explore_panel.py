@@ -79,8 +79,10 @@ def value_ticks(values: np.ndarray, most: int = 6) -> list[list[tuple[float, str
 class _Job:
     """A worker plus a progress bar and a cancel button."""
 
-    def __init__(self, panel: "ExplorePanel", bar: QProgressBar, button: QPushButton, start_text: str):
+    def __init__(self, panel: "ExplorePanel", bar: QProgressBar, button: QPushButton, start_text: str,
+                 more=lambda: False):
         self.panel, self.bar, self.button, self.start_text = panel, bar, button, start_text
+        self.more = more  # True while another computation is queued after this one (the button stays Cancel)
         self.worker: GeneratorWorker | None = None
         self._stopping: list[GeneratorWorker] = []  # cancelled, not yet ended: kept alive until they end
 
@@ -105,7 +107,8 @@ class _Job:
                 self.on_result(record)
         if self.worker is not None and self.worker.finished_and_drained():
             self.worker = None
-            self.button.setText(self.start_text)
+            if not self.more():
+                self.button.setText(self.start_text)
 
     def cancel(self) -> None:
         """Stop the computation. The engine notices within about PROGRESS_S; should one step take longer,
@@ -274,7 +277,8 @@ class ExplorePanel(QWidget):
         split.addWidget(self._scroll(controls))
         split.addWidget(maps)
         split.setStretchFactor(1, 1)
-        self.basin_jobs = [_Job(self, self.basin_progress, self.basin_button, "Compute basins")]
+        self.basin_jobs = [_Job(self, self.basin_progress, self.basin_button, "Compute basins",
+                                more=lambda: bool(self._pending_basins))]
         self.basin_button.clicked.connect(self._basins_clicked)
         self._pending_basins: list = []
         self._computing_basin: int | None = None

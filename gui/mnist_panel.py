@@ -332,13 +332,15 @@ class MnistPanel(QWidget):
         if 0 <= row < len(self.runs.editors):
             self.runs.editors[row].set_spec(spec_of(cfg))
 
-    def set_configs(self, cfgs: list[TrainConfig], enabled: list[bool] | None = None) -> None:
-        """Replace the runs by these (shared settings from the first), all ticked or as ``enabled`` says."""
+    def set_configs(self, cfgs: list[TrainConfig], enabled: list[bool] | None = None,
+                    shared_from: TrainConfig | None = None) -> None:
+        """Replace the runs by these (shared settings from ``shared_from``, else the first), all ticked or as
+        ``enabled`` says."""
         if not cfgs:
             raise ConfigError("runs", "give at least one run")
         for cfg in cfgs:
             cfg.validate()
-        self._set_shared(cfgs[0])
+        self._set_shared(shared_from or cfgs[0])
         self.runs.set_specs([spec_of(c) for c in cfgs], enabled)
         self._dropout_placeholders()
 

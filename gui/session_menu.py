@@ -4,6 +4,7 @@ Kept beside the main window so the window module stays about layout and run cont
 """
 from __future__ import annotations
 
+import dataclasses
 import traceback
 from pathlib import Path
 
@@ -88,16 +89,23 @@ class SessionMenus:
         parked_runs = tuple(mnist.unticked_configs()) if runs else ()
         if not runs:  # nothing ticked: keep them all as runs (a session needs one)
             runs, parked_runs = tuple(mnist.configs(only_enabled=False)), ()
+        race = landscape.config()
+        parked_optimizers = tuple(landscape.optimizers.unticked_configs())
+        if not race.optimizers and parked_optimizers:  # nothing ticked: keep them all as racing (one at least)
+            race = dataclasses.replace(race, optimizers=tuple(oc for _, oc in parked_optimizers))
+            parked_optimizers = ()
         shown = self._shown if self._shown is not None else Session()
-        return Session(view=view, landscape=landscape.config(), mnist_runs=runs,
+        return Session(view=view, landscape=race, mnist_runs=runs,
                        display=Display(steps_per_frame=landscape.steps_per_frame(), fps=shown.display.fps,
                                        theme=shown.display.theme),
                        title=shown.title, caption=shown.caption, topic=shown.topic,
-                       parked_optimizers=tuple(landscape.optimizers.unticked_configs()), parked_runs=parked_runs)
+                       parked_optimizers=parked_optimizers, parked_runs=parked_runs)
 
-    def apply(self, session) -> None:
+    def apply(self, session) -> list[str]:
         """Put a validated session into the panels (validation happened when it was loaded). A training
-        under way is stopped first: its curves would otherwise finish beside another session's settings."""
+        under way is stopped first: its curves would otherwise finish beside another session's settings.
+        Returns what the window could not show as the file has it (to be said with the opening)."""
+        notes: list[str] = []
         if self.w.mnist.running():
             self.w.mnist.stop()
         landscape = self.w.landscape
@@ -108,9 +116,15 @@ class SessionMenus:
         landscape.set_steps_per_frame(session.display.steps_per_frame)
         if session.mnist_runs:
             runs, ticks = _with_parked(session.mnist_runs, session.parked_runs)
-            self.w.mnist.set_configs(runs, enabled=ticks)
+            # The shared settings (data, model, epochs, batch, seed) are the first ticked run's: what runs.
+            self.w.mnist.set_configs(runs, enabled=ticks, shared_from=session.mnist_runs[0])
+            differ = _differing_shared(session.mnist_runs)
+            if differ:  # a file written by hand or headless: the window has one set of shared settings
+                notes.append(f"the MNIST runs differ in {', '.join(differ)}: the window trains every run with "
+                             "the first ticked run's (headless, each keeps its own)")
         self.w.tabs.setCurrentIndex(1 if session.view == "mnist" else 0)
         self._shown = session
+        return notes
 
     def open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self.w, "Open session", str(self._folder()), "Sessions (*.json)")
@@ -129,12 +143,12 @@ class SessionMenus:
             self.w.show_error(f"Could not open {Path(path).name}: {text}",
                               "The session on screen is unchanged.")
             return False
-        self.apply(session)
+        notes = self.apply(session)
         self.path = Path(path)
         self._push_recent(self.path)
-        notes = version_notes(session)
+        notes = version_notes(session) + notes
         self.w.statusBar().showMessage(f"Opened {self.path.name}" + (f" ({'; '.join(notes)})" if notes else ""),
-                                       15_000)
+                                       30_000 if notes else 15_000)
         return True
 
     def save(self) -> None:
@@ -435,3 +449,13 @@ def _with_parked(ticked, parked) -> tuple[list, list[bool]]:
     rest = iter(ticked)
     out = [slot if slot is not None else (next(rest), True) for slot in slots]
     return [c for c, _ in out], [t for _, t in out]
+
+
+SHARED_FIELDS = ("dataset", "dataset_path", "dataset_params", "train_size", "val_fraction", "model", "epochs",
+                 "batch_size", "eval_every", "seed")  # what the MNIST tab sets once for every run
+
+
+def _differing_shared(runs) -> list[str]:
+    """The shared settings in which the runs disagree (the window can show only one value of each)."""
+    return [name.replace("_", " ") for name in SHARED_FIELDS
+            if len({repr(getattr(r, name)) for r in runs}) > 1]

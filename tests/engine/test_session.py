@@ -316,6 +316,11 @@ def test_last_session_restores_and_a_bad_one_is_set_aside(tmp_path, monkeypatch)
     ({"mnist": {"at": ["first"], "runs": [{}]}}, "parked.mnist.at[0]"),
     ({"mnist": {"at": [0], "runs": [{"epochs": 0}]}}, "parked.mnist.runs[0]"),
     ({"elsewhere": {}}, "parked.elsewhere"),
+    ({"mnist": {"at": [0], "runs": [{"batch_size": 0}]}}, "parked.mnist.runs[0].batch_size"),
+    ({"landscape": {"at": [0], "optimizers": [{"name": "adam", "schedule": {"name": "constant",
+                                                                         "warmup_steps": 999999}}]}},
+     "parked.landscape.optimizers[0].schedule.warmup_steps"),
+    ({"landscape": {"at": list(range(8)), "optimizers": [{"name": "adam"}] * 8}}, "parked.landscape"),
 ])
 def test_bad_parked_entries_are_refused_with_the_field_named(parked, field):
     data = json.loads(Session().to_json())
@@ -330,3 +335,16 @@ def test_a_file_with_nothing_parked_has_no_parked_key_and_a_preset_keeps_only_it
     s = rich_session()
     only_mnist = json.loads(s.to_json(views=("mnist",)))
     assert "landscape" not in only_mnist["parked"] and only_mnist["parked"]["mnist"]["at"] == [0]
+
+
+def test_seeds_beyond_what_the_window_holds_are_refused():
+    data = json.loads(Session().to_json())
+    data["landscape"]["seed"] = 2 ** 31
+    with pytest.raises(SessionError) as info:
+        session_from_dict(data)
+    assert info.value.field == "landscape.seed"
+    data = json.loads(Session().to_json())
+    data["mnist"]["runs"][0]["seed"] = 3_000_000_000
+    with pytest.raises(SessionError) as info:
+        session_from_dict(data)
+    assert info.value.field == "mnist.runs[0].seed"

@@ -102,3 +102,34 @@ def test_opening_a_session_stops_a_training_under_way(window, monkeypatch):
     monkeypatch.setattr(window.mnist, "stop", lambda: stopped.append(True))
     window.sessions.open_preset(get_preset("momentum_ravine"))
     assert stopped == [True]
+
+
+def test_with_nothing_ticked_the_optimisers_are_saved_racing_so_the_file_opens_again(window, tmp_path):
+    from PySide6.QtCore import Qt
+
+    opts = window.landscape.optimizers
+    names = [e.name for e in opts.editors]
+    for i in range(len(names)):
+        opts.list.item(i).setCheckState(Qt.Unchecked)
+    path = tmp_path / "none.json"
+    assert window.sessions.save_to(path)
+    assert window.sessions.open_path(path)
+    assert [e.name for e in opts.editors] == names
+
+
+def test_the_shared_settings_come_from_a_ticked_run_and_disagreeing_runs_are_pointed_out(window, tmp_path):
+    from engine.config import OptimizerConfig
+    from engine.session import save_session
+    from engine.training import TrainConfig
+
+    ticked = TrainConfig(optimizer=OptimizerConfig("adam", {"lr": 1e-3}), epochs=1, batch_size=32, train_size=400)
+    other = TrainConfig(optimizer=OptimizerConfig("sgd", {"lr": 0.1}), epochs=7, batch_size=128, train_size=1000)
+    session = window.sessions.current().replace(mnist_runs=(ticked,), parked_runs=((0, other),))
+    assert window.sessions.open_path(save_session(session, tmp_path / "shared.json"))
+    mnist = window.mnist
+    assert (mnist.epochs.value(), mnist.batch.value()) == (1, 32)
+    assert mnist.runs.enabled() == [False, True]
+    two = session.replace(mnist_runs=(ticked, other), parked_runs=())
+    assert window.sessions.open_path(save_session(two, tmp_path / "two.json"))
+    shown = window.statusBar().currentMessage()
+    assert "differ in" in shown and "epochs" in shown and "batch size" in shown

@@ -85,3 +85,20 @@ def test_a_job_started_again_keeps_the_previous_thread_until_it_ends(window, qtb
     job.worker.wait(5_000)
     job.poll()
     assert job.worker is None
+
+
+def test_the_button_stays_cancel_while_a_second_map_is_queued(window, qtbot):
+    from gui.explore_panel import _Job
+
+    panel = window.explore
+    queued = [True]
+    job = _Job(panel, panel.basin_progress, panel.basin_button, "Compute basins", more=lambda: queued[0])
+    job.start(lambda: iter([1]), lambda record: None)
+    qtbot.waitUntil(job.worker.isFinished, timeout=5_000)
+    job.poll()
+    assert job.worker is None and panel.basin_button.text() == "Cancel"  # B is next: a click cancels, as it says
+    queued[0] = False
+    job.start(lambda: iter([2]), lambda record: None)
+    qtbot.waitUntil(job.worker.isFinished, timeout=5_000)
+    job.poll()
+    assert panel.basin_button.text() == "Compute basins"
