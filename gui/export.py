@@ -449,12 +449,13 @@ def _training_metrics(trace: Any, path: Path, label: str, progress: Progress | N
     grad = _series(trace, "grad" if hasattr(trace, "grad") else "grad_norm")
     evals = getattr(trace, "evals", None)
     if evals is not None and not hasattr(trace, "val_loss"):  # engine.render.RunTrace: EvalPoints
-        ev = {"epoch": np.array([e.epoch for e in evals]), "train_loss": np.array([e.train_loss for e in evals]),
+        ev = {"step": np.array([e.step for e in evals]),
+              "epoch": np.array([e.epoch for e in evals]), "train_loss": np.array([e.train_loss for e in evals]),
               "val_loss": np.array([e.val_loss for e in evals]), "train_acc": np.array([e.train_acc for e in evals]),
               "val_acc": np.array([e.val_acc for e in evals])}
     else:
-        ev = {"epoch": _series(trace, "eval_epoch"), **{n: _series(trace, n) for n in
-                                                         ("train_loss", "val_loss", "train_acc", "val_acc")}}
+        ev = {"step": _series(trace, "eval_step"), "epoch": _series(trace, "eval_epoch"),
+              **{n: _series(trace, n) for n in ("train_loss", "val_loss", "train_acc", "val_acc")}}
     report = progress or (lambda fraction: None)
     suffix = path.suffix.lower()
     if suffix == ".csv":
@@ -470,10 +471,11 @@ def _training_metrics(trace: Any, path: Path, label: str, progress: Progress | N
                 line = f"step,{cell},%s,,%r,%r,%r,,,,\n"
                 sink.write_text("".join(map(line.__mod__, zip(steps, *cols))), b - a)
                 report(0.99 * b / max(len(step), 1))
+            eval_steps = map(str, np.asarray(ev["step"]).astype(np.int64).tolist())
             cols = [np.asarray(ev[n], dtype=np.float64).tolist()
                     for n in ("epoch", "train_loss", "val_loss", "train_acc", "val_acc")]
-            line = f"eval,{cell},,%r,,,,%r,%r,%r,%r\n"
-            sink.write_text("".join(map(line.__mod__, zip(*cols))), len(cols[0]))
+            line = f"eval,{cell},%s,%r,,,,%r,%r,%r,%r\n"
+            sink.write_text("".join(map(line.__mod__, zip(eval_steps, *cols))), len(cols[0]))
         except BaseException:
             sink.abort()
             raise

@@ -407,7 +407,8 @@ class SessionMenus:
             dialog.close()
 
 
-_TRACE_SERIES = ("step", "loss", "lr", "grad", "eval_epoch", "train_loss", "val_loss", "train_acc", "val_acc")
+_TRACE_SERIES = ("step", "loss", "lr", "grad", "eval_step", "eval_epoch", "train_loss", "val_loss", "train_acc",
+                 "val_acc")
 
 
 def _snapshot(trace):

@@ -164,13 +164,14 @@ def test_training_csv_is_exact(tmp_path):
     loss = rng.random(100) * 10.0 ** rng.integers(-20, 20, 100)
     loss[5] = np.nan
     t = SimpleNamespace(step=np.arange(100.0), loss=loss, lr=rng.random(100), grad=rng.random(100),
-                        eval_epoch=np.array([0.5, 1.0]), train_loss=np.array([1.0, np.inf]),
+                        eval_step=np.array([50.0, 100.0]), eval_epoch=np.array([0.5, 1.0]),
+                        train_loss=np.array([1.0, np.inf]),
                         val_loss=np.array([0.3, 0.2]), train_acc=np.array([0.1, 0.2]), val_acc=np.array([0.3, 0.4]))
     rows = list(csv.reader(export_training_metrics(t, tmp_path / "t.csv", "run, 1 (50%)").open(newline="")))
     steps = [r for r in rows[1:] if r[0] == "step"]
     assert [int(r[2]) for r in steps] == list(range(100)) and {r[1] for r in steps} == {"run, 1 (50%)"}
     assert all(_same(float(r[4]), v) for r, v in zip(steps, loss.tolist()))
-    assert rows[-1] == ["eval", "run, 1 (50%)", "", "1.0", "", "", "", "inf", "0.2", "0.2", "0.4"]
+    assert rows[-1] == ["eval", "run, 1 (50%)", "100", "1.0", "", "", "", "inf", "0.2", "0.2", "0.4"]
 
 
 # ---- through the window ---------------------------------------------------------------------------------
@@ -304,7 +305,8 @@ def test_a_cancelled_mnist_export_leaves_none_of_its_files(tmp_path):
 
     from gui.session_menu import _write_runs
     runs = [SimpleNamespace(index=i, label=f"r{i}", step=np.arange(10.0), loss=np.ones(10), lr=np.ones(10),
-                            grad=np.ones(10), eval_epoch=np.zeros(0), train_loss=np.zeros(0), val_loss=np.zeros(0),
+                            grad=np.ones(10), eval_step=np.zeros(0), eval_epoch=np.zeros(0), train_loss=np.zeros(0),
+                            val_loss=np.zeros(0),
                             train_acc=np.zeros(0), val_acc=np.zeros(0)) for i in range(2)]
 
     def cancel_in_the_second(fraction):
