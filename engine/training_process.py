@@ -31,8 +31,8 @@ import numpy as np
 
 FLUSH_S = 0.025
 # Torch threads for training. float32 sums come out different in the last bits according to how many threads
-# split them, so the window's workers, the command line and a render all train on one: a run gives the same
-# numbers wherever it is repeated (several runs use several worker processes instead).
+# split them, so the window's workers, the command line and a render all train on one: a run repeated on this
+# machine gives the same numbers wherever it runs (several runs use several worker processes instead).
 TRAINING_THREADS = 1
 # Niceness added to the workers (0: none). A positive value lets the window's drawing come first on a busy
 # machine, at the cost of training speed against every other process there.
