@@ -280,16 +280,51 @@ class ExplorePanel(QWidget):
         self.basin_jobs = [_Job(self, self.basin_progress, self.basin_button, "Compute basins",
                                 more=lambda: bool(self._pending_basins))]
         self.basin_button.clicked.connect(self._basins_clicked)
+        self.basin_function.currentIndexChanged.connect(self._preview_basin_function)
         self._pending_basins: list = []
         self._computing_basin: int | None = None
+        self._preview_basin_function()
         return split
 
     def _clear_basin_view(self, i: int, title: str) -> None:
-        plot, image, contours, minima = self.basin_views[i]
-        image.clear()
-        contours.setData([], [])
-        minima.setData([], [])
+        plot, image, _, _ = self.basin_views[i]
+        image.clear()  # the function's contours stay (they are the chosen function's already), in grey
+        self._ink(i, over_colours=False)
         plot.setTitle(title)
+
+    def _ink(self, i: int, over_colours: bool) -> None:
+        """Contours and minima of view i: white over a basin map, grey on the empty plot."""
+        _, _, contours, minima = self.basin_views[i]
+        ink = (255, 255, 255) if over_colours else (90, 90, 90)
+        contours.setPen(pg.mkPen((*ink, 110 if over_colours else 160), width=1))
+        minima.setPen(pg.mkPen(ink, width=2))
+
+    def _draw_basin_function(self, i: int, fn, minima: np.ndarray, over_colours: bool = True) -> None:
+        """View i's contours, known minima, axes and range for ``fn`` (the map's colours come separately):
+        white over a basin map, grey on the empty plot."""
+        plot, _, contours, minima_item = self.basin_views[i]
+        xs, ys, z = fn.grid(160, 160)
+        cx, cy = contour_paths(log_levels(z), xs, ys, CONTOUR_LEVELS)
+        self._ink(i, over_colours)
+        contours.setData(cx, cy)
+        if len(minima):
+            minima_item.setData(minima[:, 0], minima[:, 1])
+        else:
+            minima_item.setData([], [])
+        data = data_objective_of(fn)  # a data-set objective's map is of its parameters (w, b), not of x, y
+        bottom, left = (label.split(" ")[0] for label in data.axis_labels) if data is not None else ("x", "y")
+        plot.setLabel("bottom", bottom)
+        plot.setLabel("left", left)
+        plot.setRange(xRange=(xs[0], xs[-1]), yRange=(ys[0], ys[-1]), padding=0)
+
+    def _preview_basin_function(self) -> None:
+        """Before a computation: the chosen function's contours and minima, so the maps are never blank."""
+        fn = FUNCTIONS.get(self.basin_function.currentData())
+        minima = np.asarray(fn.minima_for(fn.resolve({})), dtype=float).reshape(-1, 2)
+        for i, (plot, image, _, _) in enumerate(self.basin_views):
+            image.clear()
+            self._draw_basin_function(i, fn, minima, over_colours=False)
+            plot.setTitle(f"{'AB'[i]}: press Compute basins to colour each start by where it ends")
 
     def _basins_clicked(self) -> None:
         job = self.basin_jobs[0]
@@ -330,18 +365,9 @@ class ExplorePanel(QWidget):
         plot, image, contours, minima = self.basin_views[i]
         image.setImage(basin_image(result), autoLevels=False)
         _set_rect(image, result.xs, result.ys)
-        fn = FUNCTIONS.get(result.function)
-        xs, ys, z = fn.grid(160, 160)
-        cx, cy = contour_paths(log_levels(z), xs, ys, CONTOUR_LEVELS)
-        contours.setData(cx, cy)
-        minima.setData(result.minima[:, 0], result.minima[:, 1])
+        self._draw_basin_function(i, FUNCTIONS.get(result.function), result.minima)
         plot.setTitle(f"{result.optimizer.label or result.optimizer.name}: {len(result.xs)} x {len(result.ys)} "
                       f"starts, {result.steps} steps")
-        data = data_objective_of(fn)  # a data-set objective's map is of its parameters (w, b), not of x, y
-        bottom, left = (label.split(" ")[0] for label in data.axis_labels) if data is not None else ("x", "y")
-        plot.setLabel("bottom", bottom)
-        plot.setLabel("left", left)
-        plot.setRange(xRange=(xs[0], xs[-1]), yRange=(ys[0], ys[-1]), padding=0)
         line = f"<b>{html.escape(result.optimizer.label or result.optimizer.name)}</b>: {basin_summary_html(result)} " \
                f"({result.elapsed:.1f} s)"
         self.basin_summary.setText((self.basin_summary.text() + "<br>" if i else "") + line)

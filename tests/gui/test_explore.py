@@ -173,3 +173,14 @@ def test_the_sweep_steps_data_set_objectives_on_mini_batches_and_a_replay_keeps_
     cfg = panel.sweep_config()
     assert cfg.batch_size == 8
     assert cfg.cell_landscape_config(0, 0).batch_size == 8
+
+
+def test_before_any_computation_the_basin_maps_show_the_chosen_functions_contours_and_minima(window):
+    panel = window.explore
+    plot, image, contours, minima = panel.basin_views[0]
+    assert image.image is None and len(minima.getData()[0]) == 4  # Himmelblau's four minima
+    assert contours.getData()[0] is not None and len(contours.getData()[0]) > 100
+    (x0, x1), _ = plot.getPlotItem().vb.viewRange()
+    assert (x0, x1) != (0.0, 1.0) and x0 < -3 < 3 < x1
+    panel.basin_function.setCurrentIndex(panel.basin_function.findData("linear_regression"))
+    assert plot.getPlotItem().getAxis("bottom").labelText == "w"
