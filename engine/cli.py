@@ -177,8 +177,10 @@ def run_landscape_cmd(args) -> int:
     last = None
 
     def rows():
-        nonlocal last
+        nonlocal last, started
         for frame in run_landscape(cfg, with_state=False):
+            if frame.step == 0:  # the rate counts steps from here, not the set-up before (torch's first call)
+                started = time.perf_counter()
             last = frame
             gn = frame.grad_norm
             for i, label in enumerate(labels):
