@@ -94,8 +94,20 @@ def make_config(shared: dict[str, Any], spec: RunSpec, row: int) -> TrainConfig:
     try:
         cfg.validate()
     except ConfigError as exc:
-        raise ConfigError(f"{where} {exc.field}", exc.problem) from None
+        raise _named_for_the_window(exc, where) from None
     return cfg
+
+
+# Settings every run shares are one control each in the window: a problem with one is named by that control.
+SHARED_CONTROLS = {"train_size": "training digits", "val_fraction": "validation share", "epochs": "epochs",
+                   "batch_size": "batch size", "eval_every": "evaluate", "seed": "seed"}
+
+
+def _named_for_the_window(exc: ConfigError, where: str) -> ConfigError:
+    """The error with its field as the window names it: a shared control by its label, else ``run N field``."""
+    if exc.field in SHARED_CONTROLS:
+        return ConfigError(SHARED_CONTROLS[exc.field], exc.problem)
+    return ConfigError(f"{where} {exc.field}", exc.problem)
 
 
 def spec_of(cfg: TrainConfig) -> RunSpec:
@@ -313,7 +325,7 @@ class MnistPanel(QWidget):
             try:
                 check_batch(cfg, n)
             except ConfigError as exc:
-                raise ConfigError(f"run {row + 1} {exc.field}", exc.problem) from None
+                raise _named_for_the_window(exc, f"run {row + 1}") from None
             check_schedule(cfg.optimizer, self.total_steps(cfg, n), f"run {row + 1}")
             out.append(cfg)
         return out

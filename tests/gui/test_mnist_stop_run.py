@@ -127,4 +127,9 @@ def test_a_batch_larger_than_the_training_digits_is_refused_before_anything_star
     panel.batch.setValue(1000)
     panel.start()
     assert not panel.traces
-    assert "batch_size" in panel.status.text() and "300 training digits" in panel.status.text()
+    assert panel.status.text().startswith("Not started: batch size: 1,000 is more than the 300 training digits")
+
+    panel.batch.setValue(64)
+    panel.picker.train_size.setValue(5)  # shared settings are named by their controls, not as a run's field
+    panel.start()
+    assert panel.status.text().startswith("Not started: training digits: must be 0 (all) or at least 10")
