@@ -1,7 +1,8 @@
 """Forms built from the engine's Param specs: one widget per hyperparameter, validated as typed."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLineEdit, QSpinBox, QWidget
@@ -9,6 +10,18 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLineEdit, QSpi
 from engine.registry import ConfigError, Param
 
 _BAD_STYLE = "QLineEdit { border: 1px solid #D55E00; }"
+_ACCEPTED_ONLY = [False]
+
+
+@contextmanager
+def last_accepted_values() -> Iterator[None]:
+    """Within it, a number field whose text is refused reports the last value it accepted instead of raising:
+    for keeping the session when the window closes, where a typo must not cost everything else on screen."""
+    _ACCEPTED_ONLY[0] = True
+    try:
+        yield
+    finally:
+        _ACCEPTED_ONLY[0] = False
 
 
 def format_number(value: float) -> str:
@@ -34,10 +47,15 @@ class NumberEdit(QLineEdit):
         """The validated value; raises ConfigError naming the field when the text is not acceptable."""
         text = self.text().strip()
         try:
-            number = float(text)
-        except ValueError:
-            raise ConfigError(f"{self.owner}.{self.param.name}", f"expected a number, got {text!r}") from None
-        return self.param.validate(number, self.owner)
+            try:
+                number = float(text)
+            except ValueError:
+                raise ConfigError(f"{self.owner}.{self.param.name}", f"expected a number, got {text!r}") from None
+            return self.param.validate(number, self.owner)
+        except ConfigError:
+            if _ACCEPTED_ONLY[0]:
+                return self._value  # validated when it was accepted (the default before any edit)
+            raise
 
     def check(self) -> bool:
         try:

@@ -190,8 +190,12 @@ class SessionMenus:
     def save_last(self) -> None:
         """On close: the session is restored at the next start."""
         from engine.session import last_session_path, save_session
+
+        from .param_form import last_accepted_values
         try:
-            save_session(self.current(), last_session_path())
+            with last_accepted_values():  # a field left refused keeps its last good value; the rest is kept
+                session = self.current()
+            save_session(session, last_session_path())
         except Exception as exc:  # closing must never fail over this
             self.w.show_problem(f"could not keep the session for next time: {exc}")
 

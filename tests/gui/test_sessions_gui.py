@@ -133,3 +133,18 @@ def test_the_shared_settings_come_from_a_ticked_run_and_disagreeing_runs_are_poi
     assert window.sessions.open_path(save_session(two, tmp_path / "two.json"))
     shown = window.statusBar().currentMessage()
     assert "differ in" in shown and "epochs" in shown and "batch size" in shown
+
+
+def test_a_refused_field_does_not_cost_the_session_kept_at_close(window):
+    from engine.session import last_session_path, load_session
+
+    opts = window.landscape.optimizers
+    editor = opts.editors[-1]
+    before = editor.form.values()["lr"]
+    editor.form.widgets["lr"].setText("-1")  # a typo left in a field when the window closes
+    editor.form.widgets["lr"].editingFinished.emit()
+    window.sessions.save_last()
+    kept = load_session(last_session_path())
+    assert [oc.name for oc in kept.landscape.optimizers] == [e.name for e in opts.editors]
+    assert kept.landscape.optimizers[-1].params["lr"] == before  # its last accepted value
+    assert editor.form.widgets["lr"].text() == "-1"  # the field itself is left as typed
