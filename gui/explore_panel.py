@@ -5,13 +5,14 @@ A click on a sweep cell hands that configuration to the 2D race (``replay``).
 """
 from __future__ import annotations
 
+import functools
 import html
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QLabel, QLineEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter,
-                               QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QLabel, QLineEdit, QProgressBar,
+                               QPushButton, QScrollArea, QSpinBox, QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from engine.basins import BasinResult, Progress, iter_basin_map
 from engine.config import OptimizerConfig
@@ -74,6 +75,15 @@ def value_ticks(values: np.ndarray, most: int = 6) -> list[list[tuple[float, str
     n = len(values)
     picks = np.unique(np.linspace(0, n - 1, min(n, most)).round().astype(int))
     return [[(float(i), f"{values[i]:.3g}") for i in picks], []]
+
+
+@functools.lru_cache(maxsize=8)
+def _contours_of(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A listed function's grid ends and contour lines (xs, ys, cx, cy): the same for both maps and every
+    computation, so worked out once."""
+    xs, ys, z = FUNCTIONS.get(name).grid(160, 160)
+    cx, cy = contour_paths(log_levels(z), xs, ys, CONTOUR_LEVELS)
+    return xs, ys, cx, cy
 
 
 class _Job:
@@ -303,8 +313,7 @@ class ExplorePanel(QWidget):
         """View i's contours, known minima, axes and range for ``fn`` (the map's colours come separately):
         white over a basin map, grey on the empty plot."""
         plot, _, contours, minima_item = self.basin_views[i]
-        xs, ys, z = fn.grid(160, 160)
-        cx, cy = contour_paths(log_levels(z), xs, ys, CONTOUR_LEVELS)
+        xs, ys, cx, cy = _contours_of(fn.name)
         self._ink(i, over_colours)
         contours.setData(cx, cy)
         if len(minima):

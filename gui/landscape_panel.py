@@ -36,12 +36,13 @@ from engine.landscape import (LandscapeConfig, LandscapeFrame, StartsConfig, res
                               start_points)
 from engine.minibatch import data_objective_of, known_minimum_value
 from engine.registry import ConfigError
+from engine.schedules import check_optimizer_schedule
 
 from .decay_plot import DecayPlot
 from .glyph_items import GLYPH_KINDS, GlyphLayer, swatch_icon
 from .log_ticks import thin_log_labels
 from .mathtext import latex_to_html
-from .optimizer_list import MAX_OPTIMIZERS, OptimizerList, check_schedule
+from .optimizer_list import MAX_OPTIMIZERS, OptimizerList
 from .param_form import _BAD_STYLE, ParamForm, batch_size_spin, format_number
 from .plots import (CurveSet, GrowingRanges, HeadsItem, PathLayer, TrailLayer, cache_axes, column_extremes, make_plot,
                     use_own_export_menu)
@@ -734,7 +735,7 @@ class LandscapePanel(QWidget):
             cfg = self.config()
             cfg.validate()
             for oc in cfg.optimizers:
-                check_schedule(oc, cfg.steps, f"optimizer {oc.label or oc.name}")
+                check_optimizer_schedule(oc, cfg.steps, f"optimizer {oc.label or oc.name}.")
         except ConfigError as exc:
             return str(exc)
         return None
@@ -833,7 +834,7 @@ class LandscapePanel(QWidget):
         if len(cfg.optimizers) > MAX_OPTIMIZERS:
             raise ConfigError("optimizers", f"at most {MAX_OPTIMIZERS} race at once, got {len(cfg.optimizers)}")
         for i, oc in enumerate(cfg.optimizers):
-            check_schedule(oc, cfg.steps, f"optimizers[{i}]")
+            check_optimizer_schedule(oc, cfg.steps, f"optimizers[{i}].")
         self.reset()
         same_function = (cfg.function != "custom" and self.function.name == cfg.function
                          and self.function_combo.currentData() == cfg.function)
@@ -885,7 +886,7 @@ class LandscapePanel(QWidget):
             cfg = self.config()
             cfg.validate()
             for i, oc in enumerate(cfg.optimizers):
-                check_schedule(oc, cfg.steps, f"optimizer {oc.label or oc.name}")
+                check_optimizer_schedule(oc, cfg.steps, f"optimizer {oc.label or oc.name}.")
         except ConfigError as exc:
             self.message.emit(str(exc))
             return False

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QLabel, QPushB
 from engine.config import OptimizerConfig
 from engine.models import MODELS
 from engine.registry import ConfigError, Param
+from engine.schedules import check_optimizer_schedule
 from engine.training import TrainConfig, check_batch, dropout_count_problem, dropout_layer_count
 from engine.training_diagnostics import (DEFAULT_EXPLODE, DEFAULT_OVERFIT_PATIENCE, DEFAULT_VANISH,
                                          GradientThresholds)
@@ -34,7 +35,7 @@ from .mnist_data import DatasetPicker, count_train_digits, max_train_size
 from .mnist_lr_range import RangePage
 from .mnist_plots import PlotTabs, RunLegend, RunTrace
 from .mnist_results import ResultsTable
-from .mnist_runs import LESSONS, Lesson, RunList, RunSpec, check_schedule, lesson, parse_dropout
+from .mnist_runs import LESSONS, Lesson, RunList, RunSpec, lesson, parse_dropout
 from .param_form import _BAD_STYLE, ParamForm
 
 SHARED_DEFAULTS = {"epochs": 5, "batch_size": 64, "eval_every": 0, "seed": 0, "train_size": 0, "model": "mlp",
@@ -326,7 +327,7 @@ class MnistPanel(QWidget):
                 check_batch(cfg, n)
             except ConfigError as exc:
                 raise _named_for_the_window(exc, f"run {row + 1}") from None
-            check_schedule(cfg.optimizer, self.total_steps(cfg, n), f"run {row + 1}")
+            check_optimizer_schedule(cfg.optimizer, self.total_steps(cfg, n), f"run {row + 1} ")
             out.append(cfg)
         return out
 

@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from engine.config import OptimizerConfig, ScheduleConfig
 from engine.optimizers import OPTIMIZERS
 from engine.registry import ConfigError
-from engine.schedules import check_optimizer_schedule
 from engine.training import MAX_DROPOUT
 
 from .param_form import ParamForm
@@ -180,12 +179,6 @@ def lesson(key: str) -> Lesson:
         if item.key == key:
             return item
     raise ConfigError("lesson", f"unknown lesson {key!r}; known: {', '.join(x.key for x in LESSONS)}")
-
-
-def check_schedule(cfg: OptimizerConfig, total_steps: int, where: str) -> None:
-    """Refuse schedule settings that only fail with their optimiser before the run, the field named
-    ``<where> schedule.<setting>``."""
-    check_optimizer_schedule(cfg, total_steps, f"{where} ")
 
 
 class RunEditor(QWidget):

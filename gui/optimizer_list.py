@@ -8,19 +8,13 @@ from PySide6.QtWidgets import (QComboBox, QGroupBox, QHBoxLayout, QLabel, QListW
 
 from engine.config import OptimizerConfig
 from engine.optimizers import OPTIMIZERS
-from engine.schedules import SCHEDULES, check_optimizer_schedule
+from engine.schedules import SCHEDULES
 
 from .param_form import ParamForm
 from .schedule_editor import ScheduleEditor
 from .style import colour
 
 MAX_OPTIMIZERS = 8
-
-
-def check_schedule(cfg: OptimizerConfig, total_steps: int, where: str = "optimizer") -> None:
-    """Refuse schedule settings that only fail with their optimiser before the run, the field named
-    ``<where>.schedule.<setting>``."""
-    check_optimizer_schedule(cfg, total_steps, f"{where}.")
 
 
 class OptimizerEditor(QWidget):

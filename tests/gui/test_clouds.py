@@ -139,13 +139,18 @@ def test_a_cloud_history_stays_bounded(panel):
     assert h.xy.view.shape == (3000, k, 1, 2) and h.loss.view.shape == (3000, k)
 
 
+def _stepped(panel, cfg, steps):
+    """The race of ``cfg`` on the panel, ``steps`` single steps in."""
+    panel.set_config(cfg)
+    for _ in range(steps):
+        panel.single_step()
+
+
 def test_a_clouds_legend_counts_its_trajectories_instead_of_naming_the_first_to_converge(panel, qtbot):
     """GD at a large rate on Rosenbrock: some starts of a random cloud blow up at once, the rest carry on."""
     cfg = LandscapeConfig(function="rosenbrock", starts=StartsConfig("random", 50), steps=30, seed=2,
                           optimizers=(OptimizerConfig("gd", {"lr": 0.002}),))
-    panel.set_config(cfg)
-    for _ in range(30):
-        panel.single_step()
+    _stepped(panel, cfg, 30)
     dead = int((panel.history.last.diverged_at[0] >= 0).sum())
     assert 0 < dead < 50, "the lesson needs a cloud that partly diverges"
     text = panel._status_of(0)
@@ -157,9 +162,7 @@ def test_a_clouds_legend_counts_its_trajectories_instead_of_naming_the_first_to_
 def test_a_single_trajectory_still_says_its_status_and_step(panel):
     cfg = LandscapeConfig(function="rosenbrock", start=(-1.2, 1.0), steps=20,
                           optimizers=(OptimizerConfig("gd", {"lr": 0.1}),))
-    panel.set_config(cfg)
-    for _ in range(20):
-        panel.single_step()
+    _stepped(panel, cfg, 20)
     assert panel._status_of(0).startswith("diverged at step ")
 
 
@@ -168,14 +171,10 @@ def test_a_head_that_leaves_the_map_without_diverging_is_said_to_be_off_the_map(
     # stays far inside the bound beyond which a run counts as diverged.
     cfg = LandscapeConfig(function="rosenbrock", start=(-1.2, 1.0), steps=5,
                           optimizers=(OptimizerConfig("adam", {"lr": 100.0}),))
-    panel.set_config(cfg)
-    for _ in range(3):
-        panel.single_step()
+    _stepped(panel, cfg, 3)
     assert (panel.history.last.diverged_at < 0).all()
     assert panel._status_of(0) == "off the map"
     cloud = LandscapeConfig(function="rosenbrock", starts=StartsConfig("disc", 50, 0.1), start=(-1.2, 1.0), steps=5,
                             optimizers=(OptimizerConfig("adam", {"lr": 100.0}),))
-    panel.set_config(cloud)
-    for _ in range(3):
-        panel.single_step()
+    _stepped(panel, cloud, 3)
     assert panel._status_of(0).endswith("50/50 off the map")
